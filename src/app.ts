@@ -1,0 +1,81 @@
+/**
+ * Builds the HTTP application from injected dependencies. Tests call `createApp(deps).request()`
+ * without a server; `main.ts` serves the same app.
+ */
+import { swaggerUI } from "@hono/swagger-ui";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { Sql } from "./db/database.ts";
+import { healthRoutes, type ReadinessCheck } from "./health/routes.ts";
+import { errorHandler, notFoundHandler, problemResponse } from "./http/errors.ts";
+import { createRouter } from "./http/openapi.ts";
+import { problemBody } from "./http/problem.ts";
+import { requestLog } from "./http/request_log.ts";
+import type { Logger } from "./observability/logger.ts";
+import { authenticate, Authenticator } from "./users/auth.ts";
+import { usersRoutes } from "./users/routes.ts";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppDeps {
+  config: Config;
+  sql: Sql;
+  clock: Clock;
+  logger: Logger;
+  startedAt: Date;
+  /** Dependencies reported by /health/ready; the database is always one. */
+  readiness?: ReadinessCheck[];
+}
+
+export function createApp(deps: AppDeps) {
+  const { sql, clock, logger, config } = deps;
+  const auth = new Authenticator(sql, clock, config.AUTH_CACHE_SECONDS);
+  const app = createRouter();
+
+  app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
+  app.use(requestLog(logger.getChild("http")));
+  app.use(bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      problemResponse(
+        problemBody(413, `The request body is larger than ${MAX_BODY_BYTES} bytes.`, {
+          requestId: c.get("requestId"),
+        }),
+      ),
+  }));
+  app.use("/v1/*", authenticate(auth));
+
+  app.route(
+    "/",
+    healthRoutes({
+      clock,
+      startedAt: deps.startedAt,
+      checks: [
+        { name: "database", required: true, check: async () => void await sql`select 1` },
+        ...(deps.readiness ?? []),
+      ],
+    }),
+  );
+  app.route("/v1", usersRoutes({ sql, clock, auth }));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key (`vgl_…`)",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "vigil",
+      version: "1.0.0",
+      description: "Patterns, alerts and reliable delivery, observable from the first request.",
+    },
+  });
+  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "vigil API" }));
+
+  app.onError(errorHandler(logger.getChild("http")));
+  app.notFound(notFoundHandler);
+  return app;
+}

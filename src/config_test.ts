@@ -1,0 +1,73 @@
+import { assertEquals, assertThrows } from "../tests/support/assert.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+
+Deno.test("config: defaults", () => {
+  const config = loadConfig({});
+  assertEquals(config.PORT, 8000);
+  assertEquals(config.DATA_DIR, ".data");
+  assertEquals(config.DATABASE_URL, undefined);
+  assertEquals(config.VIGIL_ENV, "production");
+  assertEquals(config.ALLOW_PRIVATE_TARGETS, false);
+  assertEquals(config.CB_FAILURE_THRESHOLD, 5);
+  assertEquals(config.RESEND_RATE_PER_SECOND, 2);
+  assertEquals(config.ALERTMANAGER_RECIPIENTS, []);
+});
+
+Deno.test("config: private targets are allowed by default outside production", () => {
+  assertEquals(loadConfig({ VIGIL_ENV: "development" }).ALLOW_PRIVATE_TARGETS, true);
+  assertEquals(loadConfig({ VIGIL_ENV: "test" }).ALLOW_PRIVATE_TARGETS, true);
+  assertEquals(
+    loadConfig({ VIGIL_ENV: "development", ALLOW_PRIVATE_TARGETS: "false" }).ALLOW_PRIVATE_TARGETS,
+    false,
+  );
+});
+
+Deno.test("config: values are parsed and typed", () => {
+  const config = loadConfig({
+    PORT: "9000",
+    DATABASE_URL: "postgres://u:p@db:5432/vigil",
+    ALERTMANAGER_RECIPIENTS: "a@example.com, b@example.com",
+    OTEL_TRACES_SAMPLER_ARG: "0.25",
+    ALLOW_PRIVATE_TARGETS: "true",
+    DATA_DIR: "",
+  });
+  assertEquals(config.PORT, 9000);
+  assertEquals(config.ALERTMANAGER_RECIPIENTS, ["a@example.com", "b@example.com"]);
+  assertEquals(config.OTEL_TRACES_SAMPLER_ARG, 0.25);
+  assertEquals(config.ALLOW_PRIVATE_TARGETS, true);
+});
+
+Deno.test("config: a bad value is one line naming the variable", async (t) => {
+  const cases: [Record<string, string>, string][] = [
+    [{ PORT: "abc" }, 'invalid configuration: PORT must be a number (got "abc")'],
+    [{ PORT: "70000" }, 'invalid configuration: PORT must be at most 65535 (got "70000")'],
+    [
+      { DATABASE_URL: "mysql://x" },
+      'invalid configuration: DATABASE_URL must be a postgres:// connection URL (got "***")',
+    ],
+    [{ LOG_LEVEL: "loud" }, "invalid configuration: LOG_LEVEL"],
+    [
+      { ALLOW_PRIVATE_TARGETS: "maybe" },
+      "invalid configuration: ALLOW_PRIVATE_TARGETS must be true or false",
+    ],
+    [
+      { ADMIN_API_KEY: "short" },
+      'invalid configuration: ADMIN_API_KEY must be vgl_ followed by at least 32 characters (got "***")',
+    ],
+    [
+      { ALERTMANAGER_RECIPIENTS: "ops@example.com,nope" },
+      'invalid configuration: ALERTMANAGER_RECIPIENTS "nope" is not an email address',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "jaeger:4318" },
+      "invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT must be an absolute http(s) URL",
+    ],
+  ];
+  for (const [env, expected] of cases) {
+    await t.step(Object.keys(env)[0], () => {
+      const error = assertThrows(() => loadConfig(env), ConfigError);
+      assertEquals(error.message.startsWith(expected), true, `${error.message} !~ ${expected}`);
+      assertEquals(error.message.includes("\n"), false);
+    });
+  }
+});

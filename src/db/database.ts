@@ -1,0 +1,51 @@
+/**
+ * One postgres.js pool for the whole process: against DATABASE_URL, or against the embedded
+ * PGlite server when it is unset.
+ */
+import postgres from "postgres";
+import type { Config } from "../config.ts";
+import { EMBEDDED_POOL_SIZE, startEmbeddedPostgres } from "./embedded.ts";
+
+export type Sql = postgres.Sql;
+export type TransactionSql = postgres.TransactionSql;
+/** Either the pool or a transaction: store functions accept both. */
+export type Queryable = Sql | TransactionSql;
+
+export interface Database {
+  sql: Sql;
+  kind: "postgres" | "embedded";
+  close(): Promise<void>;
+}
+
+const COMMON: postgres.Options<Record<string, never>> = {
+  onnotice: () => {}, // "relation already exists, skipping" and friends are not news
+  idle_timeout: 30,
+  connect_timeout: 10,
+  connection: { application_name: "vigil" },
+};
+
+export async function openDatabase(
+  config: Pick<Config, "DATABASE_URL" | "DATA_DIR" | "DB_POOL_SIZE">,
+): Promise<Database> {
+  if (config.DATABASE_URL) {
+    const sql = postgres(config.DATABASE_URL, { ...COMMON, max: config.DB_POOL_SIZE });
+    return { sql, kind: "postgres", close: () => sql.end({ timeout: 5 }) };
+  }
+  const embedded = await startEmbeddedPostgres(config.DATA_DIR);
+  const sql = postgres({
+    ...COMMON,
+    host: embedded.host,
+    port: embedded.port,
+    user: "postgres",
+    database: "postgres",
+    max: EMBEDDED_POOL_SIZE,
+  });
+  return {
+    sql,
+    kind: "embedded",
+    async close() {
+      await sql.end({ timeout: 5 });
+      await embedded.stop();
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The app's error and not-found handlers: every failure leaves as problem JSON. Unexpected errors
+ * are logged with their stack and answered with a 500 that names the request id, never the stack.
+ */
+import type { ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Logger } from "@logtape/logtape";
+import type { AppEnv } from "./env.ts";
+import { Problem, type ProblemBody, problemBody } from "./problem.ts";
+
+export function problemResponse(
+  body: ProblemBody,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status: body.status,
+    headers: { ...headers, "content-type": "application/problem+json" },
+  });
+}
+
+export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
+  return (error, c) => {
+    const requestId = c.get("requestId");
+    if (error instanceof Problem) {
+      return problemResponse(error.body(requestId), error.extra.headers);
+    }
+    if (error instanceof HTTPException && error.status < 500) {
+      // Raised by Hono itself: malformed JSON (400), unsupported media type (415), ...
+      return problemResponse(problemBody(error.status, error.message, { requestId }));
+    }
+    logger.error("unhandled error in {method} {path}", {
+      method: c.req.method,
+      path: c.req.path,
+      request_id: requestId,
+      error,
+    });
+    return problemResponse(
+      problemBody(
+        500,
+        `An unexpected error occurred; quote request id ${requestId} when reporting it.`,
+        { requestId },
+      ),
+    );
+  };
+}
+
+export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>
+  problemResponse(
+    problemBody(404, `There is no route for ${c.req.method} ${c.req.path}.`, {
+      requestId: c.get("requestId"),
+    }),
+  );

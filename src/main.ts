@@ -1,0 +1,74 @@
+/**
+ * vigil's entry point: config, logging, database, migrations, app, server, graceful stop.
+ */
+import { createApp } from "./app.ts";
+import { systemClock } from "./clock.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { openDatabase } from "./db/database.ts";
+import { migrate } from "./db/migrate.ts";
+import { closeLogging, rootLogger, setupLogging } from "./observability/logger.ts";
+import { bootstrapAdmin } from "./users/bootstrap.ts";
+
+function configOrExit(): Config {
+  try {
+    return loadConfig(Deno.env.toObject());
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    Deno.stderr.writeSync(new TextEncoder().encode(`vigil: ${error.message}\n`));
+    Deno.exit(1);
+  }
+}
+
+async function main() {
+  const config = configOrExit();
+  await setupLogging({ level: config.LOG_LEVEL });
+  const logger = rootLogger;
+  const clock = systemClock;
+  const startedAt = clock.now();
+
+  const db = await openDatabase(config);
+  logger.info("database connected ({kind})", { kind: db.kind });
+  await migrate(db.sql, logger.getChild("db"));
+  await bootstrapAdmin(db.sql, config, clock, logger.getChild("users"));
+
+  const app = createApp({ config, sql: db.sql, clock, logger, startedAt });
+  const server = Deno.serve({
+    hostname: config.HOST,
+    port: config.PORT,
+    onListen: ({ hostname, port }) =>
+      logger.info("listening on http://{hostname}:{port}", { hostname, port }),
+  }, app.fetch);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("stopping on {signal}", { signal });
+    const deadline = setTimeout(() => {
+      logger.error("shutdown took longer than {ms} ms; exiting", {
+        ms: config.SHUTDOWN_TIMEOUT_MS,
+      });
+      Deno.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_MS);
+    await server.shutdown(); // stops accepting, lets in-flight requests finish
+    await db.close();
+    logger.info("stopped");
+    clearTimeout(deadline);
+    await closeLogging();
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => void stop(signal));
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  rootLogger.fatal("vigil failed to start: {message}", {
+    message: error instanceof Error ? error.message : String(error),
+    error,
+  });
+  await closeLogging();
+  Deno.exit(1);
+}

@@ -1,0 +1,86 @@
+/**
+ * Bearer-key authentication for `/v1`. A key is looked up by its SHA-256; the hash is then
+ * compared again in constant time. Lookups are cached for AUTH_CACHE_SECONDS so that a busy
+ * client costs no query per request; revoking through this process evicts at once, other
+ * replicas notice within the cache lifetime. `last_used_at` is written when the cache refills.
+ */
+import type { MiddlewareHandler } from "hono";
+import type { Clock } from "../clock.ts";
+import type { Sql } from "../db/database.ts";
+import type { AppEnv, Principal, Role } from "../http/env.ts";
+import { Problem } from "../http/problem.ts";
+import { hashApiKey, KEY_PREFIX, sameHash } from "./keys.ts";
+import { findKeyOwner, touchApiKey } from "./store.ts";
+
+type Verdict = { principal: Principal } | { problem: string };
+
+export class Authenticator {
+  #cache = new Map<string, { verdict: Verdict; expires: number }>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly clock: Clock,
+    private readonly cacheSeconds: number,
+  ) {}
+
+  async authenticate(header: string | undefined): Promise<Principal> {
+    const match = header?.match(/^Bearer\s+(\S+)$/i);
+    if (!match) {
+      throw Problem.unauthorized("Send an API key as `Authorization: Bearer <key>`.");
+    }
+    const key = match[1];
+    if (!key.startsWith(KEY_PREFIX)) throw Problem.unauthorized("The API key is not valid.");
+    const hash = hashApiKey(key);
+    const now = this.clock.now().getTime();
+    let entry = this.#cache.get(hash);
+    if (!entry || entry.expires <= now) {
+      entry = { verdict: await this.#lookup(hash), expires: now + this.cacheSeconds * 1000 };
+      if (this.cacheSeconds > 0) this.#cache.set(hash, entry);
+    }
+    if ("problem" in entry.verdict) throw Problem.unauthorized(entry.verdict.problem);
+    return entry.verdict.principal;
+  }
+
+  /** Forgets cached lookups of a key, so that its revocation takes effect at once. */
+  evictKey(keyId: string): void {
+    for (const [hash, entry] of this.#cache) {
+      if ("principal" in entry.verdict && entry.verdict.principal.keyId === keyId) {
+        this.#cache.delete(hash);
+      }
+    }
+  }
+
+  async #lookup(hash: string): Promise<Verdict> {
+    const owner = await findKeyOwner(this.sql, hash);
+    if (!owner || !sameHash(owner.key_hash, hash)) return { problem: "The API key is not valid." };
+    if (owner.revoked_at) return { problem: "The API key has been revoked." };
+    await touchApiKey(this.sql, owner.key_id, this.clock.now());
+    return {
+      principal: {
+        userId: owner.user_id,
+        email: owner.email,
+        name: owner.name,
+        keyId: owner.key_id,
+        role: owner.role,
+      },
+    };
+  }
+}
+
+export function authenticate(auth: Authenticator): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    c.set("principal", await auth.authenticate(c.req.header("authorization")));
+    await next();
+  };
+}
+
+export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (c.get("principal").role !== role) {
+      throw Problem.forbidden(`This needs an API key with the ${role} role.`);
+    }
+    await next();
+  };
+}
+
+export const requireAdmin = requireRole("admin");

@@ -1,0 +1,82 @@
+/** vigil as a process: configuration errors, start-up races, persistence, graceful stop. */
+import { assert, assertEquals } from "./support/assert.ts";
+import { dbTest } from "./support/database.ts";
+import { spawnVigil, startVigil } from "./support/process.ts";
+import { listMigrations } from "../src/db/migrate.ts";
+
+Deno.test("start-up: a bad value stops vigil with one line and exit code 1", async () => {
+  const { child, stderr, stdoutDone } = spawnVigil({ PORT: "eighty", LOG_LEVEL: "info" });
+  const status = await child.status;
+  await stdoutDone;
+  assertEquals(status.code, 1);
+  const text = stderr().trim();
+  assertEquals(text, 'vigil: invalid configuration: PORT must be a number (got "eighty")');
+});
+
+dbTest(
+  "start-up: two processes on one empty database both come up; each migration runs once",
+  async (_t, db) => {
+    const env = { DATABASE_URL: db.url };
+    const [a, b] = await Promise.all([startVigil(env), startVigil(env)]);
+    await using _a = a;
+    await using _b = b;
+    for (const p of [a, b]) {
+      const res = await fetch(`${p.url}/health/ready`);
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+    }
+    const files = await listMigrations();
+    const rows = await db.sql<{ name: string }[]>`select name from schema_migrations order by name`;
+    assertEquals(rows.map((r) => r.name), files);
+    const applied = [...a.logs, ...b.logs]
+      .filter((l) => typeof l.msg === "string" && l.msg.startsWith("applied migration"))
+      .map((l) => l.name as string)
+      .sort();
+    assertEquals(applied, files);
+    assertEquals(await a.stop(), 0);
+    assertEquals(await b.stop(), 0);
+  },
+  { empty: true, realPostgresOnly: true },
+);
+
+Deno.test({
+  name: "start-up: the embedded database keeps its data across restarts",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "vigil-embedded-" });
+    try {
+      const env = { VIGIL_ENV: "development", DATA_DIR: dataDir };
+      let key: string;
+      {
+        await using first = await startVigil(env);
+        const created = await first.waitForLog((l) => l.api_key !== undefined);
+        key = created.api_key as string;
+        const res = await fetch(`${first.url}/v1/users`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: JSON.stringify({ email: "kept@example.com", name: "Kept" }),
+        });
+        assertEquals(res.status, 201);
+        await res.body?.cancel();
+        assertEquals(await first.stop("SIGINT"), 0);
+      }
+      {
+        await using second = await startVigil(env);
+        const ready = await fetch(`${second.url}/health/ready`);
+        assertEquals(ready.status, 200);
+        await ready.body?.cancel();
+        const res = await fetch(`${second.url}/v1/users`, {
+          headers: { authorization: `Bearer ${key}` },
+        });
+        assertEquals(res.status, 200);
+        const body = await res.json();
+        assert(body.items.some((u: { email: string }) => u.email === "kept@example.com"));
+        assert(!second.logs.some((l) => l.api_key !== undefined), "the admin key is printed once");
+        assertEquals(await second.stop("SIGTERM"), 0);
+      }
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
