@@ -2,40 +2,42 @@
  * Builds the HTTP application from injected dependencies. Tests call `createApp(deps).request()`
  * without a server; `main.ts` serves the same app.
  */
+import { httpInstrumentationMiddleware } from "@hono/otel";
+import { prometheus } from "@hono/prometheus";
 import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
-import type { Clock } from "./clock.ts";
-import type { Config } from "./config.ts";
-import type { Sql } from "./db/database.ts";
+import { agentsRoutes } from "./agents/routes.ts";
 import { healthRoutes, type ReadinessCheck } from "./health/routes.ts";
 import { errorHandler, notFoundHandler, problemResponse } from "./http/errors.ts";
 import { createRouter } from "./http/openapi.ts";
 import { problemBody } from "./http/problem.ts";
 import { requestLog } from "./http/request_log.ts";
-import type { Logger } from "./observability/logger.ts";
+import { metricsRoutes } from "./observability/routes.ts";
+import { patternRoutes } from "./patterns/routes.ts";
+import type { Services } from "./services.ts";
 import { authenticate, Authenticator } from "./users/auth.ts";
 import { usersRoutes } from "./users/routes.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export interface AppDeps {
-  config: Config;
-  sql: Sql;
-  clock: Clock;
-  logger: Logger;
+export interface AppDeps extends Services {
   startedAt: Date;
   /** Dependencies reported by /health/ready; the database is always one. */
   readiness?: ReadinessCheck[];
 }
 
 export function createApp(deps: AppDeps) {
-  const { sql, clock, logger, config } = deps;
+  const { sql, clock, logger, config, metrics, tracer } = deps;
   const auth = new Authenticator(sql, clock, config.AUTH_CACHE_SECONDS);
   const app = createRouter();
 
+  // The server span wraps everything, so that logs and runs carry its trace id.
+  app.use(httpInstrumentationMiddleware({ tracer, captureActiveRequests: false }));
   app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
   app.use(requestLog(logger.getChild("http")));
+  // Only API requests are counted: probes and scrapes would drown them.
+  app.use("/v1/*", prometheus({ registry: metrics.registry }).registerMetrics);
   app.use(bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: (c) =>
@@ -58,7 +60,10 @@ export function createApp(deps: AppDeps) {
       ],
     }),
   );
+  app.route("/", metricsRoutes({ metrics, token: config.METRICS_TOKEN }));
   app.route("/v1", usersRoutes({ sql, clock, auth }));
+  app.route("/v1", agentsRoutes(deps));
+  app.route("/v1", patternRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

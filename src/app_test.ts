@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../tests/support/assert.ts";
-import { testApp } from "../tests/support/app.ts";
+import { testApp, testConfig } from "../tests/support/app.ts";
 import { dbTest } from "../tests/support/database.ts";
 import { logsSince } from "../tests/support/logs.ts";
 import postgres from "postgres";
@@ -86,15 +86,19 @@ dbTest("health: ready is 503 with the reason when the database is gone", async (
   const closed = postgres(db.url, { max: 1 });
   await closed.end();
   const { createApp } = await import("./app.ts");
-  const { testConfig } = await import("../tests/support/app.ts");
+  const { createServices } = await import("./services.ts");
+  const { createMetrics } = await import("./observability/metrics.ts");
   const { rootLogger } = await import("./observability/logger.ts");
-  const app = createApp({
+  const { trace } = await import("@opentelemetry/api");
+  const services = createServices({
     config: testConfig(),
     sql: closed,
     clock: { now: () => new Date() },
     logger: rootLogger,
-    startedAt: new Date(),
+    metrics: createMetrics(),
+    tracer: trace.getTracer("test"),
   });
+  const app = createApp({ ...services, startedAt: new Date() });
   const res = await app.request("/health/ready");
   assertEquals(res.status, 503);
   const body = await res.json();

@@ -1,12 +1,18 @@
 /**
- * vigil's entry point: config, logging, database, migrations, app, server, graceful stop.
+ * vigil's entry point: config, logging, tracing, database, migrations, services, app, server,
+ * scheduled jobs, and a graceful stop on SIGINT/SIGTERM.
  */
 import { createApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
+import { scheduleJobs } from "./jobs/scheduler.ts";
 import { closeLogging, rootLogger, setupLogging } from "./observability/logger.ts";
+import { createMetrics } from "./observability/metrics.ts";
+import { setupTracing } from "./observability/tracing.ts";
+import { loadExamplePatterns } from "./patterns/examples.ts";
+import { createServices } from "./services.ts";
 import { bootstrapAdmin } from "./users/bootstrap.ts";
 
 function configOrExit(): Config {
@@ -25,19 +31,39 @@ async function main() {
   const logger = rootLogger;
   const clock = systemClock;
   const startedAt = clock.now();
+  const tracing = setupTracing(config);
+  if (config.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    logger.info("exporting traces to {endpoint}", { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  }
 
   const db = await openDatabase(config);
   logger.info("database connected ({kind})", { kind: db.kind });
   await migrate(db.sql, logger.getChild("db"));
   await bootstrapAdmin(db.sql, config, clock, logger.getChild("users"));
 
-  const app = createApp({ config, sql: db.sql, clock, logger, startedAt });
+  const services = createServices({
+    config,
+    sql: db.sql,
+    clock,
+    logger,
+    metrics: createMetrics(),
+    tracer: tracing.tracer,
+  });
+  await services.remote.refresh(true);
+  await loadExamplePatterns(config.PATTERNS_DIR, {
+    ...services,
+    logger: logger.getChild("patterns"),
+  });
+
+  const app = createApp({ ...services, startedAt });
   const server = Deno.serve({
     hostname: config.HOST,
     port: config.PORT,
     onListen: ({ hostname, port }) =>
       logger.info("listening on http://{hostname}:{port}", { hostname, port }),
   }, app.fetch);
+  const jobs = new AbortController();
+  scheduleJobs(services.jobs, { ...services, logger: logger.getChild("jobs") }, jobs.signal);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -50,7 +76,9 @@ async function main() {
       });
       Deno.exit(1);
     }, config.SHUTDOWN_TIMEOUT_MS);
+    jobs.abort();
     await server.shutdown(); // stops accepting, lets in-flight requests finish
+    await tracing.shutdown();
     await db.close();
     logger.info("stopped");
     clearTimeout(deadline);

@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import { dbTest } from "./support/database.ts";
 import { spawnVigil, startVigil } from "./support/process.ts";
+import { serveLocal } from "./support/servers.ts";
 import { listMigrations } from "../src/db/migrate.ts";
 
 Deno.test("start-up: a bad value stops vigil with one line and exit code 1", async () => {
@@ -79,4 +80,56 @@ Deno.test({
       await Deno.remove(dataDir, { recursive: true });
     }
   },
+});
+
+dbTest("shutdown: SIGTERM lets an in-flight request finish, then exits 0", async (_t, db) => {
+  const adminKey = "vgl_" + "k".repeat(40);
+  let arrived!: () => void;
+  const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await using target = serveLocal(async () => {
+    arrived();
+    await released; // hold the check open until the test has sent SIGTERM
+    return new Response("late but fine");
+  });
+  // On the embedded fallback the test's PGlite serves one connection: give vigil its own.
+  const dataDir = db.kind === "embedded" ? await Deno.makeTempDir() : undefined;
+  const database: Record<string, string> = dataDir
+    ? { DATA_DIR: dataDir }
+    : { DATABASE_URL: db.url };
+  await using vigil = await startVigil({ ...database, ADMIN_API_KEY: adminKey });
+  const headers = { authorization: `Bearer ${adminKey}`, "content-type": "application/json" };
+  const created = await fetch(`${vigil.url}/v1/patterns`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      id: "slow",
+      inputs: { url: { type: "string" } },
+      steps: [{
+        capability: "http.check",
+        args: { url: "{{inputs.url}}", timeout_ms: 30000 },
+        as: "c",
+      }],
+      outputs: { up: "{{c.ok}}" },
+    }),
+  });
+  assertEquals(created.status, 201);
+  await created.body?.cancel();
+
+  const inFlight = fetch(`${vigil.url}/v1/patterns/slow/run`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ inputs: { url: target.url } }),
+  });
+  await requestArrived;
+  const exitCode = vigil.stop("SIGTERM");
+  await vigil.waitForLog((l) => l.msg === "stopping on SIGTERM");
+  release();
+  const res = await inFlight;
+  assertEquals(res.status, 200);
+  assertEquals((await res.json()).outputs, { up: true });
+  assertEquals(await exitCode, 0);
+  assert(vigil.logs.some((l) => l.msg === "stopped"));
+  if (dataDir) await Deno.remove(dataDir, { recursive: true });
 });

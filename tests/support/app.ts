@@ -1,8 +1,12 @@
 /** An app on a test database, with an admin key and request helpers. */
 import "./logs.ts";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { createApp } from "../../src/app.ts";
 import { type Config, type Env, loadConfig } from "../../src/config.ts";
 import { rootLogger } from "../../src/observability/logger.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
+import { setupTracing } from "../../src/observability/tracing.ts";
+import { createServices } from "../../src/services.ts";
 import { createUser } from "../../src/users/store.ts";
 import { ManualClock } from "./clock.ts";
 import type { TestDatabase } from "./database.ts";
@@ -27,18 +31,30 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-export async function testApp(db: TestDatabase, options: { env?: Env; clock?: ManualClock } = {}) {
+export interface TestAppOptions {
+  env?: Env;
+  clock?: ManualClock;
+  /** Receives the spans (tracing tests). */
+  exporter?: SpanExporter;
+  /** A second app (replica) on the same database needs another admin. */
+  adminEmail?: string;
+}
+
+export async function testApp(db: TestDatabase, options: TestAppOptions = {}) {
   const clock = options.clock ?? new ManualClock();
   const config = testConfig(options.env);
-  const app = createApp({
+  const tracing = setupTracing(config, options.exporter);
+  const services = createServices({
     config,
     sql: db.sql,
     clock,
     logger: rootLogger,
-    startedAt: clock.now(),
+    metrics: createMetrics(),
+    tracer: tracing.tracer,
   });
+  const app = createApp({ ...services, startedAt: clock.now() });
   const admin = await createUser(db.sql, {
-    email: "admin@example.com",
+    email: options.adminEmail ?? "admin@example.com",
     name: "Admin",
     role: "admin",
     now: clock.now(),
@@ -75,12 +91,13 @@ export async function testApp(db: TestDatabase, options: { env?: Env; clock?: Ma
   }
 
   return {
+    ...services,
     app,
-    config,
-    clock,
+    tracing,
     request,
     newUser,
     adminKey: admin.api_key.key,
     adminId: admin.user.id,
+    clock,
   };
 }

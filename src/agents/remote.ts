@@ -1,0 +1,131 @@
+/**
+ * Remote agents: registered by URL, each capability call a `POST {url}/{capability}` with
+ * `{args, context}` and the W3C `traceparent` of the calling span. A non-2xx answer or a body
+ * that is not JSON is a failure (counted by the agent's circuit breaker).
+ *
+ * Registrations live in the `agents` table; every replica refreshes its runtime from it at most
+ * every REFRESH_MS, so a registration made through one replica reaches the others quickly.
+ */
+import { context, propagation } from "@opentelemetry/api";
+import { z } from "zod";
+import type { Clock } from "../clock.ts";
+import type { Sql } from "../db/database.ts";
+import type { Logger } from "../observability/logger.ts";
+import { outboundFetch, type OutboundPolicy, readLimited } from "./outbound.ts";
+import type { AgentRuntime } from "./runtime.ts";
+import type { Agent, CallContext } from "./types.ts";
+
+export interface RemoteAgentSpec {
+  name: string;
+  url: string;
+  capabilities: { name: string; description: string }[];
+  timeout_ms: number;
+}
+
+const AnyArgs = z.record(z.string(), z.unknown());
+
+export function remoteAgent(spec: RemoteAgentSpec, policy: OutboundPolicy): Agent {
+  const base = spec.url.endsWith("/") ? spec.url : `${spec.url}/`;
+  return {
+    name: spec.name,
+    kind: "remote",
+    url: spec.url,
+    timeoutMs: spec.timeout_ms,
+    capabilities: spec.capabilities.map((c) => ({
+      name: c.name,
+      description: c.description,
+      args: AnyArgs,
+      handler: (args, ctx) =>
+        callRemote(new URL(encodeURIComponent(c.name), base), args, ctx, policy),
+    })),
+  };
+}
+
+async function callRemote(
+  url: URL,
+  args: unknown,
+  ctx: CallContext,
+  policy: OutboundPolicy,
+): Promise<unknown> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  propagation.inject(context.active(), headers);
+  const res = await outboundFetch(url, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      args,
+      context: {
+        run_id: ctx.runId ?? null,
+        pattern_id: ctx.patternId ?? null,
+        request_id: ctx.requestId ?? null,
+      },
+    }),
+    signal: ctx.signal,
+  }, policy);
+  const text = await readLimited(res);
+  if (!res.ok) throw new Error(`agent answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error("agent answered with a body that is not JSON");
+  }
+}
+
+export const REFRESH_MS = 15_000;
+
+/** Keeps the runtime's remote agents in step with the `agents` table. */
+export class RemoteAgents {
+  #refreshedAt = -Infinity;
+  #specs = new Map<string, string>(); // name → canonical spec, to skip unchanged rows
+
+  constructor(
+    private readonly deps: {
+      sql: Sql;
+      runtime: AgentRuntime;
+      clock: Clock;
+      policy: OutboundPolicy;
+      logger: Logger;
+    },
+  ) {}
+
+  /** Reloads when the last load is older than REFRESH_MS (or always, with `force`). */
+  async refresh(force = false): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    if (!force && now - this.#refreshedAt < REFRESH_MS) return;
+    this.#refreshedAt = now;
+    const rows = await this.deps.sql<RemoteAgentSpec[]>`
+      select name, url, capabilities, timeout_ms from agents order by name`;
+    const seen = new Set<string>();
+    for (const row of rows) {
+      seen.add(row.name);
+      this.#apply(row);
+    }
+    for (const name of [...this.#specs.keys()]) {
+      if (!seen.has(name)) this.remove(name);
+    }
+  }
+
+  /** Applies a registration now (the caller has stored it). */
+  apply(spec: RemoteAgentSpec): void {
+    this.#apply(spec);
+  }
+
+  remove(name: string): void {
+    this.#specs.delete(name);
+    this.deps.runtime.unregister(name);
+  }
+
+  #apply(spec: RemoteAgentSpec): void {
+    const canonical = JSON.stringify(spec);
+    if (this.#specs.get(spec.name) === canonical) return;
+    try {
+      this.deps.runtime.register(remoteAgent(spec, this.deps.policy));
+      this.#specs.set(spec.name, canonical);
+    } catch (error) {
+      this.deps.logger.error("cannot load remote agent {name}: {message}", {
+        name: spec.name,
+        message: (error as Error).message,
+      });
+    }
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The agent runtime: routes a capability to its agent, validates the arguments, serves repeated
+ * calls of one run from its cache, applies a timeout, and wraps every call in the agent's
+ * circuit breaker — with a metric and a span for each invocation.
+ */
+import { type Span, SpanStatusCode, type Tracer } from "@opentelemetry/api";
+import type { Clock } from "../clock.ts";
+import { fieldErrors } from "../http/problem.ts";
+import {
+  BREAKER_STATES,
+  type BreakerState,
+  type Metrics,
+  setBreakerState,
+} from "../observability/metrics.ts";
+import { canonicalJson } from "../util/json.ts";
+import { CircuitBreaker } from "./circuit_breaker.ts";
+import { type Agent, CallerError, type Capability } from "./types.ts";
+
+export type CapabilityErrorKind =
+  | "unknown"
+  | "invalid_args"
+  | "circuit_open"
+  | "timeout"
+  | "failed";
+
+export class CapabilityError extends Error {
+  override name = "CapabilityError";
+  constructor(readonly kind: CapabilityErrorKind, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Results of one pattern run, keyed by capability and canonical arguments. */
+export type RunCache = Map<string, unknown>;
+
+export interface InvokeOptions {
+  cache?: RunCache;
+  /** Shorter than the agent's own timeout, when a step asks for it. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  runId?: string;
+  patternId?: string;
+  requestId?: string;
+}
+
+export interface Invocation {
+  value: unknown;
+  agent: string;
+  cacheHit: boolean;
+}
+
+export interface AgentInfo {
+  name: string;
+  kind: "builtin" | "remote";
+  url: string | null;
+  timeout_ms: number;
+  capabilities: { name: string; description: string }[];
+  circuit_breaker: { state: BreakerState; consecutive_failures: number; retry_at: Date | null };
+}
+
+interface Registered {
+  agent: Agent;
+  breaker: CircuitBreaker;
+}
+
+export interface RuntimeDeps {
+  clock: Clock;
+  metrics: Metrics;
+  tracer: Tracer;
+  failureThreshold: number;
+  openMs: number;
+}
+
+export class AgentRuntime {
+  #agents = new Map<string, Registered>();
+  #routes = new Map<string, { registered: Registered; capability: Capability }>();
+
+  constructor(private readonly deps: RuntimeDeps) {}
+
+  /** Adds (or replaces) an agent; throws if one of its capabilities belongs to another agent. */
+  register(agent: Agent): void {
+    for (const cap of agent.capabilities) {
+      const owner = this.#routes.get(cap.name)?.registered.agent.name;
+      if (owner && owner !== agent.name) {
+        throw new Error(`capability ${cap.name} is already provided by agent ${owner}`);
+      }
+    }
+    const previous = this.#agents.get(agent.name);
+    if (previous) this.#unroute(previous);
+    const breaker = previous?.breaker ?? this.#breaker(agent.name);
+    const registered = { agent, breaker };
+    this.#agents.set(agent.name, registered);
+    for (const cap of agent.capabilities) {
+      this.#routes.set(cap.name, { registered, capability: cap });
+    }
+  }
+
+  unregister(name: string): boolean {
+    const registered = this.#agents.get(name);
+    if (!registered) return false;
+    this.#unroute(registered);
+    this.#agents.delete(name);
+    for (const state of BREAKER_STATES) {
+      this.deps.metrics.breakerState.remove({ agent_name: name, state });
+    }
+    return true;
+  }
+
+  has(name: string): boolean {
+    return this.#agents.has(name);
+  }
+
+  /** The capability and the agent that provides it, if any. */
+  resolve(name: string): { agent: Agent; capability: Capability } | undefined {
+    const route = this.#routes.get(name);
+    return route && { agent: route.registered.agent, capability: route.capability };
+  }
+
+  list(): AgentInfo[] {
+    return [...this.#agents.values()]
+      .map(({ agent, breaker }) => ({
+        name: agent.name,
+        kind: agent.kind,
+        url: agent.url ?? null,
+        timeout_ms: agent.timeoutMs,
+        capabilities: agent.capabilities.map((c) => ({ name: c.name, description: c.description })),
+        circuit_breaker: {
+          state: breaker.state,
+          consecutive_failures: breaker.consecutiveFailures,
+          retry_at: breaker.retryAt ?? null,
+        },
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async invoke(name: string, rawArgs: unknown, options: InvokeOptions = {}): Promise<Invocation> {
+    const route = this.#routes.get(name);
+    if (!route) throw new CapabilityError("unknown", `unknown capability "${name}"`);
+    const { registered: { agent, breaker }, capability } = route;
+
+    const parsed = capability.args.safeParse(rawArgs);
+    if (!parsed.success) {
+      const detail = fieldErrors(parsed.error).map((e) => `${e.path}: ${e.message}`).join("; ");
+      throw new CapabilityError("invalid_args", `invalid arguments for ${name}: ${detail}`);
+    }
+    const args = parsed.data;
+
+    const key = options.cache && `${name}\u0000${canonicalJson(args)}`;
+    if (key && options.cache!.has(key)) {
+      return { value: options.cache!.get(key), agent: agent.name, cacheHit: true };
+    }
+
+    const labels = { agent_name: agent.name, capability: name };
+    const admission = breaker.admit();
+    if (!admission.admitted) {
+      this.deps.metrics.agentInvocations.inc({ ...labels, status: "rejected" });
+      throw new CapabilityError(
+        "circuit_open",
+        `circuit breaker of agent "${agent.name}" is open until ${admission.retryAt.toISOString()}`,
+      );
+    }
+
+    const timeoutMs = Math.min(options.timeoutMs ?? agent.timeoutMs, agent.timeoutMs);
+    return await this.deps.tracer.startActiveSpan(
+      "agent.call",
+      { attributes: { agent_name: agent.name, capability: name } },
+      async (span) => {
+        const started = performance.now();
+        try {
+          const value = await this.#callWithTimeout(capability, args, timeoutMs, options);
+          breaker.success();
+          this.deps.metrics.agentInvocations.inc({ ...labels, status: "success" });
+          if (key) options.cache!.set(key, value);
+          return { value, agent: agent.name, cacheHit: false };
+        } catch (error) {
+          // A caller's mistake says nothing about the agent's health.
+          if (!(error instanceof CallerError)) breaker.failure();
+          this.deps.metrics.agentInvocations.inc({ ...labels, status: "error" });
+          recordError(span, error);
+          if (error instanceof CapabilityError) throw error;
+          throw new CapabilityError("failed", errorText(error), { cause: error });
+        } finally {
+          this.deps.metrics.agentLatency.observe(labels, (performance.now() - started) / 1000);
+          span.end();
+        }
+      },
+    );
+  }
+
+  async #callWithTimeout(
+    capability: Capability,
+    args: unknown,
+    timeoutMs: number,
+    options: InvokeOptions,
+  ): Promise<unknown> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new CapabilityError(
+          "timeout",
+          `${capability.name} timed out after ${timeoutMs} ms`,
+        );
+        controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([
+        capability.handler(args, {
+          signal: controller.signal,
+          runId: options.runId,
+          patternId: options.patternId,
+          requestId: options.requestId,
+        }),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  #breaker(agentName: string): CircuitBreaker {
+    setBreakerState(this.deps.metrics, agentName, "closed");
+    return new CircuitBreaker({
+      failureThreshold: this.deps.failureThreshold,
+      openMs: this.deps.openMs,
+      clock: this.deps.clock,
+      onStateChange: (state) => setBreakerState(this.deps.metrics, agentName, state),
+    });
+  }
+
+  #unroute(registered: Registered): void {
+    for (const cap of registered.agent.capabilities) {
+      if (this.#routes.get(cap.name)?.registered === registered) this.#routes.delete(cap.name);
+    }
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function recordError(span: Span, error: unknown): void {
+  span.recordException(error instanceof Error ? error : new Error(String(error)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: errorText(error) });
+}

@@ -1,0 +1,207 @@
+/**
+ * The one Prometheus registry of a vigil process and every series it exports (DESIGN.md's
+ * metric catalogue). Label values are always bounded: pattern ids, agent and capability names,
+ * channels, states — never user ids, URLs or error text.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type BreakerState = "closed" | "open" | "half_open";
+export const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
+export const CHANNELS = ["inapp", "email", "webhook"] as const;
+export const DELIVERY_STATUSES = ["delivered", "failed", "suppressed", "exhausted"] as const;
+export const RETRY_OUTCOMES = ["delivered", "failed", "exhausted"] as const;
+export const DLQ_STATES = ["pending", "exhausted"] as const;
+export const EVALUATION_RESULTS = ["matched", "not_matched", "error"] as const;
+export const JOB_STATUSES = ["success", "error"] as const;
+
+/** Latency buckets (seconds) from 1 ms to 30 s: agent calls and steps are often sub-millisecond. */
+const LATENCY_BUCKETS = [
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+];
+
+export const VERSION = "1.0.0";
+
+export function createMetrics() {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const metrics = {
+    registry,
+
+    patternExecutions: new Counter({
+      name: "pattern_executions_total",
+      help: "Pattern runs, by pattern and outcome.",
+      labelNames: ["pattern_id", "status"] as const,
+      registers,
+    }),
+    patternDuration: new Histogram({
+      name: "pattern_duration_seconds",
+      help: "Duration of whole pattern runs.",
+      labelNames: ["pattern_id", "status"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    stepDuration: new Histogram({
+      name: "pattern_step_duration_seconds",
+      help: "Duration of pattern steps (cache hits included).",
+      labelNames: ["pattern_id", "step_index", "capability"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    agentInvocations: new Counter({
+      name: "agent_invocations_total",
+      help: "Capability calls made to agents; rejected = refused by an open circuit breaker.",
+      labelNames: ["agent_name", "capability", "status"] as const,
+      registers,
+    }),
+    agentLatency: new Histogram({
+      name: "agent_latency_seconds",
+      help: "Latency of capability calls to agents.",
+      labelNames: ["agent_name", "capability"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: "circuit_breaker_state",
+      help: "Circuit breaker state per agent: 1 for the current state, 0 for the others.",
+      labelNames: ["agent_name", "state"] as const,
+      registers,
+    }),
+
+    alertEvaluations: new Counter({
+      name: "alert_evaluations_total",
+      help: "Alert condition evaluations, by result.",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    alertsFired: new Counter({
+      name: "alerts_fired_total",
+      help: "Alert firings that produced deliveries.",
+      registers,
+    }),
+    deliveries: new Counter({
+      name: "alert_deliveries_total",
+      help: "Alert deliveries by channel and outcome.",
+      labelNames: ["channel", "status"] as const,
+      registers,
+    }),
+    deliveryDuration: new Histogram({
+      name: "alert_delivery_duration_seconds",
+      help: "Time to send one delivery through its channel.",
+      labelNames: ["channel"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    dlqEntries: new Gauge({
+      name: "alert_dlq_entries",
+      help: "Rows in the alert dead-letter queue, by state (read from the database).",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+    retryAttempts: new Counter({
+      name: "alert_retry_attempts_total",
+      help: "Retries of dead-lettered deliveries, by channel and outcome.",
+      labelNames: ["channel", "outcome"] as const,
+      registers,
+    }),
+    cronRuns: new Counter({
+      name: "cron_job_runs_total",
+      help: "Scheduled job runs, by job and outcome.",
+      labelNames: ["job", "status"] as const,
+      registers,
+    }),
+    cronDuration: new Histogram({
+      name: "cron_job_duration_seconds",
+      help: "Duration of scheduled job runs.",
+      labelNames: ["job"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+  };
+
+  // Bounded label sets start at zero, so that a quiet system shows 0 rather than "No data".
+  for (const result of EVALUATION_RESULTS) metrics.alertEvaluations.inc({ result }, 0);
+  for (const channel of CHANNELS) {
+    for (const status of DELIVERY_STATUSES) metrics.deliveries.inc({ channel, status }, 0);
+    for (const outcome of RETRY_OUTCOMES) metrics.retryAttempts.inc({ channel, outcome }, 0);
+  }
+  metrics.alertsFired.inc(0);
+
+  registerProcessMetrics(registry);
+  return metrics;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Sets the breaker gauge: 1 for `state`, 0 for the other two. */
+export function setBreakerState(metrics: Metrics, agentName: string, state: BreakerState): void {
+  for (const s of BREAKER_STATES) {
+    metrics.breakerState.set({ agent_name: agentName, state: s }, s === state ? 1 : 0);
+  }
+}
+
+export function initJobMetrics(metrics: Metrics, job: string): void {
+  for (const status of JOB_STATUSES) metrics.cronRuns.inc({ job, status }, 0);
+}
+
+/** prom-client's default Node metrics throw under Deno: these are read from Deno itself. */
+function registerProcessMetrics(registry: Registry): void {
+  const registers = [registry];
+  const startSeconds = Date.now() / 1000 - performance.now() / 1000;
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Gauge({
+    name: "process_heap_used_bytes",
+    help: "V8 heap in use, in bytes.",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().heapUsed);
+    },
+  });
+  new Gauge({
+    name: "process_heap_total_bytes",
+    help: "V8 heap reserved, in bytes.",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().heapTotal);
+    },
+  });
+  new Gauge({
+    name: "process_start_time_seconds",
+    help: "Start time of the process since the Unix epoch, in seconds.",
+    registers,
+  }).set(startSeconds);
+  new Gauge({
+    name: "process_uptime_seconds",
+    help: "Seconds since the process started.",
+    registers,
+    collect() {
+      this.set(performance.now() / 1000);
+    },
+  });
+  new Gauge({
+    name: "vigil_build_info",
+    help: "Always 1; labels carry the vigil and Deno versions.",
+    labelNames: ["version", "deno"] as const,
+    registers,
+  }).set({ version: VERSION, deno: Deno.version.deno }, 1);
+}

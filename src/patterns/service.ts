@@ -1,0 +1,99 @@
+/**
+ * The pattern service: definitions validated against the live capabilities, stored versions,
+ * and runs — inputs checked, executed by the orchestrator, persisted with one write.
+ */
+import type { RemoteAgents } from "../agents/remote.ts";
+import type { AgentRuntime } from "../agents/runtime.ts";
+import type { Clock } from "../clock.ts";
+import type { Sql } from "../db/database.ts";
+import { fieldErrors, Problem } from "../http/problem.ts";
+import { inputsSchema, type PatternDefinition } from "./definition.ts";
+import type { Orchestrator, RunResult } from "./orchestrator.ts";
+import {
+  deletePattern,
+  getPattern,
+  insertPattern,
+  insertRun,
+  listPatterns,
+  type StoredPattern,
+  updatePattern,
+} from "./store.ts";
+import { validateDefinition } from "./validate.ts";
+
+export interface PatternServiceDeps {
+  sql: Sql;
+  clock: Clock;
+  runtime: AgentRuntime;
+  remote: RemoteAgents;
+  orchestrator: Orchestrator;
+}
+
+export class PatternService {
+  constructor(private readonly deps: PatternServiceDeps) {}
+
+  /** Throws a 422 problem listing every problem of the definition. */
+  async assertValid(def: PatternDefinition): Promise<void> {
+    await this.deps.remote.refresh();
+    const errors = validateDefinition(def, this.deps.runtime);
+    if (errors.length > 0) {
+      throw Problem.invalid(errors, `The pattern is not valid: ${errors.length} problem(s).`);
+    }
+  }
+
+  async create(def: PatternDefinition): Promise<StoredPattern> {
+    await this.assertValid(def);
+    if (!await insertPattern(this.deps.sql, def, 1, this.deps.clock.now())) {
+      throw Problem.conflict(
+        `Pattern ${def.id} already exists; PUT /v1/patterns/${def.id} updates it.`,
+      );
+    }
+    return (await getPattern(this.deps.sql, def.id))!;
+  }
+
+  async update(def: PatternDefinition): Promise<StoredPattern> {
+    await this.assertValid(def);
+    const stored = await updatePattern(this.deps.sql, def, this.deps.clock.now());
+    if (!stored) throw Problem.notFound(`There is no pattern ${def.id}.`);
+    return stored;
+  }
+
+  async get(id: string): Promise<StoredPattern> {
+    const stored = await getPattern(this.deps.sql, id);
+    if (!stored) throw Problem.notFound(`There is no pattern ${id}.`);
+    return stored;
+  }
+
+  list(): Promise<StoredPattern[]> {
+    return listPatterns(this.deps.sql);
+  }
+
+  async delete(id: string): Promise<void> {
+    if (!await deletePattern(this.deps.sql, id)) {
+      throw Problem.notFound(`There is no pattern ${id}.`);
+    }
+  }
+
+  /**
+   * Runs the current version of a pattern and records the run. Unknown pattern: 404; inputs
+   * that do not match the declared ones: 422 naming each.
+   */
+  async run(
+    id: string,
+    rawInputs: unknown,
+    context: { userId: string | null; requestId?: string; signal?: AbortSignal },
+  ): Promise<RunResult> {
+    const { definition } = await this.get(id);
+    const parsed = inputsSchema(definition).safeParse(rawInputs ?? {});
+    if (!parsed.success) throw Problem.invalid(fieldErrors(parsed.error, ["inputs"]));
+    await this.deps.remote.refresh();
+    const result = await this.deps.orchestrator.run({
+      definition,
+      inputs: parsed.data,
+      userId: context.userId,
+      requestId: context.requestId,
+      signal: context.signal,
+    });
+    await insertRun(this.deps.sql, result);
+    return result;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Wires vigil's services from its base dependencies. `main.ts` and the tests build the same
+ * graph; only the base (database, clock, config, exporter) differs.
+ */
+import type { Tracer } from "@opentelemetry/api";
+import { builtinAgents } from "./agents/builtin/index.ts";
+import { RemoteAgents } from "./agents/remote.ts";
+import { AgentRuntime } from "./agents/runtime.ts";
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { Sql } from "./db/database.ts";
+import type { Job } from "./jobs/scheduler.ts";
+import type { Logger } from "./observability/logger.ts";
+import type { Metrics } from "./observability/metrics.ts";
+import { Orchestrator } from "./patterns/orchestrator.ts";
+import { pruneRunsJob } from "./patterns/prune.ts";
+import { PatternService } from "./patterns/service.ts";
+
+export interface BaseDeps {
+  config: Config;
+  sql: Sql;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  tracer: Tracer;
+}
+
+export function createServices(base: BaseDeps) {
+  const { config, sql, clock, logger, metrics, tracer } = base;
+  const policy = { allowPrivate: config.ALLOW_PRIVATE_TARGETS };
+  const runtime = new AgentRuntime({
+    clock,
+    metrics,
+    tracer,
+    failureThreshold: config.CB_FAILURE_THRESHOLD,
+    openMs: config.CB_OPEN_SECONDS * 1000,
+  });
+  for (const agent of builtinAgents(config, policy)) runtime.register(agent);
+  const remote = new RemoteAgents({
+    sql,
+    runtime,
+    clock,
+    policy,
+    logger: logger.getChild("agents"),
+  });
+  const orchestrator = new Orchestrator({ runtime, metrics, tracer, clock });
+  const patterns = new PatternService({ sql, clock, runtime, remote, orchestrator });
+  const jobs: Job[] = [pruneRunsJob(sql, config.PATTERN_RUN_RETENTION_DAYS)];
+  return { ...base, policy, runtime, remote, orchestrator, patterns, jobs };
+}
+
+export type Services = ReturnType<typeof createServices>;

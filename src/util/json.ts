@@ -1,0 +1,42 @@
+/** Small JSON helpers shared by templating, capabilities, caching and de-duplication. */
+
+/** JSON with object keys sorted at every depth: equal values give equal strings. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    return Object.fromEntries(
+      Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+export function parsePath(path: string): string[] {
+  return path === "" ? [] : path.split(".");
+}
+
+/**
+ * The value at a dotted path (`series.0.value`); `found` is false when a segment is missing.
+ * Array elements are addressed by index.
+ */
+export function getPath(
+  root: unknown,
+  path: string | string[],
+): { found: boolean; value: unknown } {
+  let current = root;
+  for (const segment of typeof path === "string" ? parsePath(path) : path) {
+    if (current === null || typeof current !== "object") return { found: false, value: undefined };
+    if (!Object.hasOwn(current, segment)) return { found: false, value: undefined };
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return { found: current !== undefined, value: current };
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,146 @@
+/**
+ * Traces end to end: an OTLP/HTTP receiver gets the HTTP, pattern.run, pattern.step and
+ * agent.call spans with the right parents and attributes; the incoming traceparent is honoured,
+ * a remote agent receives the traceparent of its call, and runs and log lines carry the trace id.
+ */
+import { assert, assertEquals } from "./support/assert.ts";
+import { testApp } from "./support/app.ts";
+import { dbTest } from "./support/database.ts";
+import { logsSince } from "./support/logs.ts";
+import { otlpReceiver } from "./support/otlp.ts";
+import { serveLocal } from "./support/servers.ts";
+
+const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID = "00f067aa0ba902b7";
+
+dbTest("tracing: spans, parents, attributes and propagation", async (t, db) => {
+  await using receiver = otlpReceiver();
+  let fail = false;
+  const traceparents: string[] = [];
+  await using agent = serveLocal((req) => {
+    traceparents.push(req.headers.get("traceparent") ?? "");
+    return fail ? new Response("no", { status: 500 }) : Response.json({ n: 1 });
+  });
+  const { request, tracing } = await testApp(db, {
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: "vigil-test" },
+  });
+  assertEquals(
+    (await request("POST", "/v1/agents", {
+      body: { name: "remote", url: agent.url, capabilities: ["remote.count"] },
+    })).status,
+    201,
+  );
+  assertEquals(
+    (await request("POST", "/v1/patterns", {
+      body: {
+        id: "traced",
+        steps: [
+          { capability: "data.compare", args: { value: 1, op: "<", threshold: 2 }, as: "a" },
+          { capability: "remote.count", args: {}, as: "r" },
+          { capability: "data.compare", args: { value: 1, op: "<", threshold: 2 }, as: "b" },
+        ],
+        outputs: { n: "{{r.n}}" },
+      },
+    })).status,
+    201,
+  );
+
+  const logs = logsSince();
+  const res = await request("POST", "/v1/patterns/traced/run", {
+    body: {},
+    headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` },
+  });
+  assertEquals(res.body.status, "success");
+  await tracing.forceFlush();
+  const spans = receiver.spans.filter((s) => s.traceId === TRACE_ID);
+  const one = (name: string) => {
+    const found = spans.filter((s) => s.name === name);
+    assertEquals(found.length, 1, `one ${name} span`);
+    return found[0];
+  };
+
+  await t.step("the HTTP span continues the incoming trace", () => {
+    const http = one("POST /v1/patterns/:id/run");
+    assertEquals(http.parentSpanId, PARENT_ID);
+    assertEquals(http.kind, 2); // SERVER
+    assertEquals(http.attributes["http.route"], "/v1/patterns/:id/run");
+    assertEquals(http.attributes["http.response.status_code"], 200);
+    assertEquals(http.resource["service.name"], "vigil-test");
+  });
+
+  await t.step(
+    "pattern.run → pattern.step × 3 → agent.call × 2 (the cache hit calls nothing)",
+    () => {
+      const http = one("POST /v1/patterns/:id/run");
+      const run = one("pattern.run");
+      assertEquals(run.parentSpanId, http.spanId);
+      assertEquals(run.attributes, { pattern_id: "traced", version: 1, status: "success" });
+      const steps = spans.filter((s) => s.name === "pattern.step").sort((a, b) =>
+        Number(a.attributes.step_index) - Number(b.attributes.step_index)
+      );
+      assertEquals(
+        steps.map((
+          s,
+        ) => [
+          s.parentSpanId,
+          s.attributes.step_index,
+          s.attributes.capability,
+          s.attributes.cache_hit,
+        ]),
+        [
+          [run.spanId, 0, "data.compare", false],
+          [run.spanId, 1, "remote.count", false],
+          [run.spanId, 2, "data.compare", true],
+        ],
+      );
+      const calls = spans.filter((s) => s.name === "agent.call");
+      assertEquals(
+        calls.map((c) => [c.parentSpanId, c.attributes.agent_name, c.attributes.capability]).sort(),
+        [
+          [steps[0].spanId, "data", "data.compare"],
+          [steps[1].spanId, "remote", "remote.count"],
+        ].sort(),
+      );
+    },
+  );
+
+  await t.step("the remote agent got the traceparent of its call", () => {
+    const call = spans.find((s) =>
+      s.name === "agent.call" && s.attributes.agent_name === "remote"
+    )!;
+    assertEquals(traceparents, [`00-${TRACE_ID}-${call.spanId}-01`]);
+  });
+
+  await t.step("the run record and the log lines carry the trace id", async () => {
+    assertEquals(res.body.trace_id, TRACE_ID);
+    const [row] = await db.sql`select trace_id from pattern_runs where id = ${res.body.run_id}`;
+    assertEquals(row.trace_id, TRACE_ID);
+    const line = logs().find((r) => r.properties.route === "/v1/patterns/:id/run");
+    assertEquals(line?.properties.trace_id, TRACE_ID);
+  });
+
+  await t.step("a failed agent call: error status and an exception event", async () => {
+    fail = true;
+    const failed = await request("POST", "/v1/patterns/traced/run", { body: {} });
+    assertEquals(failed.body.status, "error");
+    await tracing.forceFlush();
+    const mine = receiver.spans.filter((s) => s.traceId === failed.body.trace_id);
+    const call = mine.find((s) => s.name === "agent.call" && s.attributes.agent_name === "remote")!;
+    assertEquals(call.status.code, 2); // ERROR
+    assert(
+      call.events.some((e) =>
+        e.name === "exception" && String(e.attributes["exception.message"]).includes("HTTP 500")
+      ),
+    );
+    const step = mine.find((s) => s.spanId === call.parentSpanId)!;
+    assertEquals([step.name, step.status.code], ["pattern.step", 2]);
+    const run = mine.find((s) => s.name === "pattern.run")!;
+    assertEquals([run.attributes.status, run.status.code], ["error", 2]);
+    assert(
+      !mine.some((s) => s.parentSpanId === PARENT_ID),
+      "a new trace without an incoming traceparent",
+    );
+  });
+
+  await tracing.shutdown();
+});
