@@ -8,11 +8,15 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { agentsRoutes } from "./agents/routes.ts";
+import { alertmanagerRoutes } from "./alertmanager/routes.ts";
+import { alertsRoutes } from "./alerts/routes.ts";
+import { dlqRoutes } from "./delivery/routes.ts";
 import { healthRoutes, type ReadinessCheck } from "./health/routes.ts";
 import { errorHandler, notFoundHandler, problemResponse } from "./http/errors.ts";
 import { createRouter } from "./http/openapi.ts";
 import { problemBody } from "./http/problem.ts";
 import { requestLog } from "./http/request_log.ts";
+import { notificationsRoutes } from "./notifications/routes.ts";
 import { metricsRoutes } from "./observability/routes.ts";
 import { patternRoutes } from "./patterns/routes.ts";
 import type { Services } from "./services.ts";
@@ -47,6 +51,16 @@ export function createApp(deps: AppDeps) {
         }),
       ),
   }));
+  // Alertmanager authenticates with its shared token; registered before the API-key check.
+  app.route(
+    "/v1",
+    alertmanagerRoutes({
+      ...deps,
+      logger: logger.getChild("alertmanager"),
+      token: config.ALERTMANAGER_WEBHOOK_TOKEN,
+      recipients: config.ALERTMANAGER_RECIPIENTS,
+    }),
+  );
   app.use("/v1/*", authenticate(auth));
 
   app.route(
@@ -56,6 +70,12 @@ export function createApp(deps: AppDeps) {
       startedAt: deps.startedAt,
       checks: [
         { name: "database", required: true, check: async () => void await sql`select 1` },
+        // Email is optional: without it, deliveries wait in the DLQ instead of failing readiness.
+        {
+          name: "email",
+          required: false,
+          check: () => Promise.resolve(deps.senders.email.status()),
+        },
         ...(deps.readiness ?? []),
       ],
     }),
@@ -64,6 +84,9 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", usersRoutes({ sql, clock, auth }));
   app.route("/v1", agentsRoutes(deps));
   app.route("/v1", patternRoutes(deps));
+  app.route("/v1", alertsRoutes(deps));
+  app.route("/v1", notificationsRoutes(deps));
+  app.route("/v1", dlqRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

@@ -57,6 +57,7 @@ const EnvSchema = z.object({
 
   RESEND_API_KEY: z.string().min(1).optional(),
   RESEND_BASE_URL: url.optional(),
+  RESEND_TIMEOUT_MS: int(100, 120_000).default(10_000),
   RESEND_RATE_PER_SECOND: z.coerce.number({ error: "must be a number" }).positive().max(1000)
     .default(2),
   ALERT_EMAIL_FROM: z.string().min(3).default("vigil <alerts@vigil.local>"),

@@ -3,12 +3,20 @@
  * graph; only the base (database, clock, config, exporter) differs.
  */
 import type { Tracer } from "@opentelemetry/api";
+import { AlertEvaluator } from "./alerts/evaluator.ts";
+import { evaluateJob } from "./alerts/evaluate_job.ts";
 import { builtinAgents } from "./agents/builtin/index.ts";
 import { RemoteAgents } from "./agents/remote.ts";
 import { AgentRuntime } from "./agents/runtime.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db/database.ts";
+import { emailSender } from "./delivery/channels/email.ts";
+import { inappSender } from "./delivery/channels/inapp.ts";
+import { webhookSender } from "./delivery/channels/webhook.ts";
+import { Dispatcher } from "./delivery/dispatcher.ts";
+import { retryJob } from "./delivery/retry_job.ts";
+import { dlqCounts } from "./delivery/store.ts";
 import type { Job } from "./jobs/scheduler.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
@@ -45,8 +53,47 @@ export function createServices(base: BaseDeps) {
   });
   const orchestrator = new Orchestrator({ runtime, metrics, tracer, clock });
   const patterns = new PatternService({ sql, clock, runtime, remote, orchestrator });
-  const jobs: Job[] = [pruneRunsJob(sql, config.PATTERN_RUN_RETENTION_DAYS)];
-  return { ...base, policy, runtime, remote, orchestrator, patterns, jobs };
+
+  const senders = {
+    inapp: inappSender(sql, clock),
+    email: emailSender(config, logger.getChild("email")),
+    webhook: webhookSender(sql, clock, policy),
+  };
+  const dispatcher = new Dispatcher({
+    sql,
+    clock,
+    metrics,
+    logger: logger.getChild("delivery"),
+    senders,
+  });
+  const evaluator = new AlertEvaluator({
+    sql,
+    clock,
+    metrics,
+    logger: logger.getChild("alerts"),
+    patterns,
+    runtime,
+    dispatcher,
+  });
+  metrics.sources.dlqCounts = () => dlqCounts(sql);
+
+  const jobs: Job[] = [
+    evaluateJob({ sql, evaluator }),
+    retryJob(dispatcher),
+    pruneRunsJob(sql, config.PATTERN_RUN_RETENTION_DAYS),
+  ];
+  return {
+    ...base,
+    policy,
+    runtime,
+    remote,
+    orchestrator,
+    patterns,
+    senders,
+    dispatcher,
+    evaluator,
+    jobs,
+  };
 }
 
 export type Services = ReturnType<typeof createServices>;

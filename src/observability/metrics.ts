@@ -34,12 +34,19 @@ const LATENCY_BUCKETS = [
 
 export const VERSION = "1.0.0";
 
+/** Values read from elsewhere at scrape time (set once the database is known). */
+export interface MetricSources {
+  dlqCounts?: () => Promise<Record<(typeof DLQ_STATES)[number], number>>;
+}
+
 export function createMetrics() {
   const registry = new Registry();
   const registers = [registry];
+  const sources: MetricSources = {};
 
   const metrics = {
     registry,
+    sources,
 
     patternExecutions: new Counter({
       name: "pattern_executions_total",
@@ -107,9 +114,15 @@ export function createMetrics() {
     }),
     dlqEntries: new Gauge({
       name: "alert_dlq_entries",
-      help: "Rows in the alert dead-letter queue, by state (read from the database).",
+      help: "Rows in the alert dead-letter queue, by state (read from the database at scrape).",
       labelNames: ["state"] as const,
       registers,
+      // Read at every scrape, so it is true across restarts and replicas; if the database does
+      // not answer, the last value stays.
+      async collect() {
+        const counts = await sources.dlqCounts?.().catch(() => undefined);
+        if (counts) { for (const state of DLQ_STATES) this.set({ state }, counts[state]); }
+      },
     }),
     retryAttempts: new Counter({
       name: "alert_retry_attempts_total",
@@ -134,6 +147,7 @@ export function createMetrics() {
 
   // Bounded label sets start at zero, so that a quiet system shows 0 rather than "No data".
   for (const result of EVALUATION_RESULTS) metrics.alertEvaluations.inc({ result }, 0);
+  for (const state of DLQ_STATES) metrics.dlqEntries.set({ state }, 0);
   for (const channel of CHANNELS) {
     for (const status of DELIVERY_STATUSES) metrics.deliveries.inc({ channel, status }, 0);
     for (const outcome of RETRY_OUTCOMES) metrics.retryAttempts.inc({ channel, outcome }, 0);

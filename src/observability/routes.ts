@@ -1,5 +1,6 @@
 /** `GET /metrics`: the Prometheus text exposition, behind METRICS_TOKEN when it is set. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { bearerToken } from "../http/bearer.ts";
 import { createRouter, problems } from "../http/openapi.ts";
 import { Problem } from "../http/problem.ts";
 import { sameHash } from "../users/keys.ts";
@@ -24,7 +25,7 @@ export function metricsRoutes({ metrics, token }: { metrics: Metrics; token?: st
     }),
     async (c) => {
       if (token) {
-        const given = c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? "";
+        const given = bearerToken(c.req.header("authorization")) ?? "";
         if (!sameHash(given, token)) {
           throw Problem.unauthorized("/metrics needs the metrics token.");
         }

@@ -7,6 +7,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
+import { bearerToken } from "../http/bearer.ts";
 import type { AppEnv, Principal, Role } from "../http/env.ts";
 import { Problem } from "../http/problem.ts";
 import { hashApiKey, KEY_PREFIX, sameHash } from "./keys.ts";
@@ -24,11 +25,8 @@ export class Authenticator {
   ) {}
 
   async authenticate(header: string | undefined): Promise<Principal> {
-    const match = header?.match(/^Bearer\s+(\S+)$/i);
-    if (!match) {
-      throw Problem.unauthorized("Send an API key as `Authorization: Bearer <key>`.");
-    }
-    const key = match[1];
+    const key = bearerToken(header);
+    if (!key) throw Problem.unauthorized("Send an API key as `Authorization: Bearer <key>`.");
     if (!key.startsWith(KEY_PREFIX)) throw Problem.unauthorized("The API key is not valid.");
     const hash = hashApiKey(key);
     const now = this.clock.now().getTime();

@@ -1,0 +1,175 @@
+/**
+ * `POST /v1/alertmanager/webhook`: Prometheus Alertmanager's webhook receiver. Each alert
+ * (firing or resolved) becomes deliveries to the users listed in ALERTMANAGER_RECIPIENTS —
+ * in-app and email for `severity=critical`, in-app otherwise — through the same outbox and DLQ
+ * as alert rules, de-duplicated on fingerprint + status + startsAt. Authenticated by the shared
+ * ALERTMANAGER_WEBHOOK_TOKEN, not by an API key.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import type { Clock } from "../clock.ts";
+import type { Sql } from "../db/database.ts";
+import type { Dispatcher } from "../delivery/dispatcher.ts";
+import { type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
+import { bearerToken } from "../http/bearer.ts";
+import type { AppEnv } from "../http/env.ts";
+import { createRouter, json, jsonBody, problems } from "../http/openapi.ts";
+import { Problem } from "../http/problem.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { sameHash } from "../users/keys.ts";
+
+const Labels = z.record(z.string(), z.string());
+
+const AlertSchema = z.looseObject({
+  status: z.enum(["firing", "resolved"]),
+  labels: Labels,
+  annotations: Labels.default({}),
+  startsAt: z.iso.datetime({ offset: true }),
+  endsAt: z.string().optional(),
+  generatorURL: z.string().optional(),
+  fingerprint: z.string().min(1),
+});
+
+export const AlertmanagerPayload = z.looseObject({
+  version: z.literal("4"),
+  groupKey: z.string(),
+  truncatedAlerts: z.number().int().optional(),
+  status: z.enum(["firing", "resolved"]),
+  receiver: z.string(),
+  groupLabels: Labels,
+  commonLabels: Labels,
+  commonAnnotations: Labels,
+  externalURL: z.string(),
+  alerts: z.array(AlertSchema).min(1, "at least one alert"),
+}).openapi("AlertmanagerWebhook");
+
+type AmAlert = z.output<typeof AlertSchema>;
+
+export interface AlertmanagerDeps {
+  sql: Sql;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  dispatcher: Dispatcher;
+  token: string | undefined;
+  recipients: string[];
+}
+
+function intentFor(alert: AmAlert, user: { id: string; email: string }): DeliveryIntent {
+  const name = alert.labels.alertname ?? "alert";
+  const state = alert.status.toUpperCase();
+  const summary = alert.annotations.summary ?? name;
+  const description = alert.annotations.description;
+  const critical = alert.labels.severity === "critical";
+  return {
+    userId: user.id,
+    alertId: null,
+    channels: critical
+      ? [{ channel: "inapp" }, { channel: "email", extra: { recipient: user.email } }]
+      : [{ channel: "inapp" }],
+    payload: {
+      type: alert.status === "firing" ? "alertmanager.firing" : "alertmanager.resolved",
+      source: "alertmanager",
+      title: `[${state}] ${name}`,
+      message: description ? `${summary} — ${description}` : summary,
+      alert: null,
+      labels: alert.labels,
+      fired_at: alert.startsAt,
+    },
+    dedupKey: {
+      source: "alertmanager",
+      fingerprint: alert.fingerprint,
+      status: alert.status,
+      starts_at: alert.startsAt,
+      user_id: user.id,
+    },
+  };
+}
+
+export function alertmanagerRoutes(deps: AlertmanagerDeps) {
+  const app = createRouter();
+  // Checked before the body is validated: strangers learn nothing about the payload format.
+  const requireToken: MiddlewareHandler<AppEnv> = async (c, next) => {
+    if (!deps.token) {
+      throw new Problem(503, "The Alertmanager receiver is off: set ALERTMANAGER_WEBHOOK_TOKEN.");
+    }
+    const given = bearerToken(c.req.header("authorization")) ?? "";
+    if (!sameHash(given, deps.token)) {
+      throw Problem.unauthorized("Send the Alertmanager webhook token.");
+    }
+    await next();
+  };
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/alertmanager/webhook",
+      tags: ["alerts"],
+      summary: "Alertmanager webhook receiver",
+      description: "Needs `Authorization: Bearer <ALERTMANAGER_WEBHOOK_TOKEN>`.",
+      security: [{ bearerAuth: [] }],
+      middleware: [requireToken] as const,
+      request: jsonBody(AlertmanagerPayload),
+      responses: {
+        200: json(
+          z.object({
+            alerts: z.number().int(),
+            recipients: z.number().int(),
+            delivered: z.number().int(),
+            suppressed: z.number().int(),
+            failed: z.number().int(),
+          }),
+          "Accepted",
+        ),
+        ...problems(400, 401, 422, 503),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const users = deps.recipients.length === 0
+        ? []
+        : await deps.sql<{ id: string; email: string }[]>`
+        select id, email from users where lower(email) = any(${
+          deps.recipients.map((e) => e.toLowerCase())
+        }::text[])`;
+      if (users.length < deps.recipients.length) {
+        deps.logger.warn("some ALERTMANAGER_RECIPIENTS are not users: {missing}", {
+          missing: deps.recipients.filter((e) =>
+            !users.some((u) => u.email.toLowerCase() === e.toLowerCase())
+          ),
+        });
+      }
+      const now = deps.clock.now();
+      // One transaction for the whole notification: all of it is accepted, or none.
+      const perAlert: Enqueued[][] = await deps.sql.begin(async (tx) => {
+        const all: Enqueued[][] = [];
+        for (const alert of body.alerts) {
+          const deliveries: Enqueued[] = [];
+          for (const user of users) {
+            deliveries.push(...(await enqueue(tx, intentFor(alert, user), now)).deliveries);
+          }
+          all.push(deliveries);
+        }
+        return all;
+      });
+      const enqueued = perAlert.flat();
+      const suppressed = enqueued.filter((d) => d.status === "suppressed");
+      for (const d of suppressed) {
+        deps.metrics.deliveries.inc({ channel: d.channel, status: "suppressed" });
+      }
+      const pending = enqueued.filter((d) => d.status === "pending");
+      deps.metrics.alertsFired.inc(
+        perAlert.filter((ds) => ds.some((d) => d.status === "pending")).length,
+      );
+      const sent = await deps.dispatcher.dispatch(pending.map((d) => d.id));
+      return c.json({
+        alerts: body.alerts.length,
+        recipients: users.length,
+        delivered: sent.filter((s) => s.status === "delivered").length,
+        suppressed: suppressed.length,
+        failed: sent.filter((s) => s.status !== "delivered").length,
+      }, 200);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,151 @@
+/**
+ * Evaluating an alert: run its condition (a pattern run, recorded like any other, or a capability
+ * call), read the value at its path, compare it with the threshold. A match fires the alert in
+ * one transaction — claim the cooldown, de-duplicate by content, write the delivery intents —
+ * and the intents are sent right after the commit.
+ */
+import { compare } from "../agents/builtin/data.ts";
+import type { AgentRuntime } from "../agents/runtime.ts";
+import type { Clock } from "../clock.ts";
+import type { Sql } from "../db/database.ts";
+import type { Dispatcher, DispatchStatus } from "../delivery/dispatcher.ts";
+import { type DeliveryIntent, enqueue } from "../delivery/outbox.ts";
+import type { Channel, DeliveryPayload } from "../delivery/types.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { PatternService } from "../patterns/service.ts";
+import { getPath } from "../util/json.ts";
+import type { Alert } from "./store.ts";
+
+export interface DeliverySummary {
+  id: string;
+  channel: Channel;
+  status: "pending" | "suppressed" | DispatchStatus;
+  error?: string;
+}
+
+export interface Evaluation {
+  value: unknown;
+  matched: boolean;
+  fired: boolean;
+  suppressed_by?: "cooldown" | "content";
+  deliveries: DeliverySummary[];
+  error?: string;
+}
+
+export interface EvaluatorDeps {
+  sql: Sql;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  patterns: PatternService;
+  runtime: AgentRuntime;
+  dispatcher: Dispatcher;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+export class AlertEvaluator {
+  constructor(private readonly deps: EvaluatorDeps) {}
+
+  async evaluate(alert: Alert, now: Date, options: { dryRun?: boolean } = {}): Promise<Evaluation> {
+    let value: unknown;
+    let matched: boolean;
+    try {
+      value = await this.#conditionValue(alert);
+      matched = compare(value, alert.condition.op, alert.condition.threshold);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.deps.metrics.alertEvaluations.inc({ result: "error" });
+      this.deps.logger.warn("alert {alert_id} could not be evaluated: {error}", {
+        alert_id: alert.id,
+        error: message,
+      });
+      return { value: null, matched: false, fired: false, deliveries: [], error: message };
+    }
+    this.deps.metrics.alertEvaluations.inc({ result: matched ? "matched" : "not_matched" });
+    if (!matched || options.dryRun) return { value, matched, fired: false, deliveries: [] };
+    return { value, matched, ...await this.fire(alert, value, now) };
+  }
+
+  /** The value the condition's path points at; throws when it cannot be obtained. */
+  async #conditionValue(alert: Alert): Promise<unknown> {
+    const c = alert.condition;
+    let result: unknown;
+    if (c.pattern_id !== undefined) {
+      const run = await this.deps.patterns.run(c.pattern_id, c.inputs ?? {}, {
+        userId: alert.user_id,
+      });
+      if (run.status === "error") throw new Error(`pattern ${c.pattern_id} failed: ${run.error}`);
+      result = run.outputs;
+    } else {
+      result = (await this.deps.runtime.invoke(c.capability!, c.args ?? {})).value;
+    }
+    const { found, value } = getPath(result, c.path);
+    if (!found) throw new Error(`the result has nothing at path "${c.path}"`);
+    return value;
+  }
+
+  /** Fires a matched alert: cooldown, content de-duplication, outbox, then dispatch. */
+  async fire(
+    alert: Alert,
+    value: unknown,
+    now: Date,
+  ): Promise<Omit<Evaluation, "value" | "matched">> {
+    const c = alert.condition;
+    const message = `${alert.name}: ${c.path || "value"} is ${describe(value)} (${c.op} ${
+      describe(c.threshold)
+    })`;
+    const outcome = await this.deps.sql.begin(async (tx) => {
+      const [claimed] = await tx<{ email: string }[]>`
+        update alerts set last_fired_at = ${now}
+        where id = ${alert.id}
+          and (last_fired_at is null
+               or last_fired_at <= ${now}::timestamptz - make_interval(secs => cooldown_seconds))
+        returning (select email from users where users.id = alerts.user_id) as email`;
+      if (!claimed) return undefined;
+      const payload: DeliveryPayload = {
+        type: "alert.fired",
+        source: "rule",
+        title: `Alert: ${alert.name}`,
+        message,
+        alert: { id: alert.id, name: alert.name },
+        value,
+        condition: c,
+        fired_at: now.toISOString(),
+      };
+      const channels: DeliveryIntent["channels"] = [];
+      if (alert.channels.inapp) channels.push({ channel: "inapp" });
+      if (alert.channels.email) {
+        channels.push({ channel: "email", extra: { recipient: claimed.email } });
+      }
+      if (alert.channels.webhook) {
+        channels.push({ channel: "webhook", extra: { webhook_url: alert.channels.webhook.url } });
+      }
+      return await enqueue(tx, {
+        userId: alert.user_id,
+        alertId: alert.id,
+        channels,
+        payload,
+        dedupKey: { alert_id: alert.id, user_id: alert.user_id, condition: c, message },
+      }, now);
+    });
+
+    if (!outcome) return { fired: false, suppressed_by: "cooldown", deliveries: [] };
+    if (outcome.suppressed) {
+      for (const d of outcome.deliveries) {
+        this.deps.metrics.deliveries.inc({ channel: d.channel, status: "suppressed" });
+      }
+      return { fired: false, suppressed_by: "content", deliveries: outcome.deliveries };
+    }
+    this.deps.metrics.alertsFired.inc();
+    const sent = await this.deps.dispatcher.dispatch(outcome.deliveries.map((d) => d.id));
+    const byId = new Map(sent.map((s) => [s.id, s]));
+    return {
+      fired: true,
+      deliveries: outcome.deliveries.map((d) => byId.get(d.id) ?? d),
+    };
+  }
+}

@@ -1,0 +1,342 @@
+/** `/v1/alerts`: a user's alert rules, evaluating them on demand, and their delivery history. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { assertOutboundAllowed, type OutboundPolicy } from "../agents/outbound.ts";
+import type { RemoteAgents } from "../agents/remote.ts";
+import type { AgentRuntime } from "../agents/runtime.ts";
+import { CallerError } from "../agents/types.ts";
+import type { Clock } from "../clock.ts";
+import type { Sql } from "../db/database.ts";
+import { deliveriesOfAlert, publicPayload } from "../delivery/store.ts";
+import type { Principal } from "../http/env.ts";
+import {
+  bearerAuth,
+  createRouter,
+  json,
+  jsonBody,
+  problems,
+  Timestamp,
+  UuidParam,
+} from "../http/openapi.ts";
+import { decodeCursor, page, PageQuery } from "../http/pagination.ts";
+import { type FieldError, fieldErrors, Problem } from "../http/problem.ts";
+import { inputsSchema } from "../patterns/definition.ts";
+import { getPattern } from "../patterns/store.ts";
+import type { AlertEvaluator } from "./evaluator.ts";
+import {
+  type Channels,
+  ChannelsSchema,
+  type Condition,
+  ConditionSchema,
+  CreateAlertSchema,
+  newWebhookSecret,
+  PatchAlertSchema,
+} from "./schema.ts";
+import { deleteAlert, getAlert, insertAlert, listAlerts, updateAlert } from "./store.ts";
+
+const AlertSchema = z.object({
+  id: z.uuid(),
+  user_id: z.uuid(),
+  name: z.string(),
+  condition: ConditionSchema,
+  channels: ChannelsSchema,
+  interval_seconds: z.number().int(),
+  cooldown_seconds: z.number().int(),
+  enabled: z.boolean(),
+  last_fired_at: Timestamp.nullable(),
+  last_evaluated_at: Timestamp.nullable(),
+  next_eval_at: Timestamp,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).openapi("Alert");
+
+const DeliverySummarySchema = z.object({
+  id: z.uuid(),
+  channel: z.enum(["inapp", "email", "webhook"]),
+  status: z.enum(["pending", "suppressed", "delivered", "failed", "exhausted"]),
+  error: z.string().optional(),
+});
+
+const EvaluationSchema = z.object({
+  value: z.unknown(),
+  matched: z.boolean(),
+  fired: z.boolean(),
+  suppressed_by: z.enum(["cooldown", "content"]).optional(),
+  deliveries: z.array(DeliverySummarySchema),
+  error: z.string().optional().openapi({ description: "Why the condition could not be evaluated" }),
+}).openapi("Evaluation");
+
+const DeliverySchema = z.object({
+  id: z.uuid(),
+  alert_id: z.uuid().nullable(),
+  channel: z.enum(["inapp", "email", "webhook"]),
+  status: z.enum(["pending", "suppressed", "delivered", "failed", "exhausted"]),
+  attempts: z.number().int(),
+  last_error: z.string().nullable(),
+  payload: z.record(z.string(), z.unknown()),
+  created_at: Timestamp,
+  delivered_at: Timestamp.nullable(),
+  dlq: z.object({
+    id: z.uuid(),
+    state: z.enum(["pending", "exhausted"]),
+    retry_count: z.number().int(),
+    next_retry_at: z.string().nullable(),
+  }).nullable(),
+  attempt_history: z.array(z.object({
+    attempt: z.number().int(),
+    at: z.string(),
+    outcome: z.enum(["delivered", "failed", "exhausted", "discarded"]),
+    error: z.string().nullable(),
+    provider_status: z.number().int().nullable(),
+    duration_ms: z.number(),
+  })),
+}).openapi("Delivery");
+
+export interface AlertsDeps {
+  sql: Sql;
+  clock: Clock;
+  runtime: AgentRuntime;
+  remote: RemoteAgents;
+  policy: OutboundPolicy;
+  evaluator: AlertEvaluator;
+}
+
+/** Admins act on anyone's alerts; users only on their own. */
+const ownerScope = (p: Principal) => (p.role === "admin" ? undefined : p.userId);
+
+export function alertsRoutes(deps: AlertsDeps) {
+  const { sql, clock, evaluator } = deps;
+  const app = createRouter();
+
+  /** Checks what the schema cannot: the pattern or capability exists and accepts the arguments. */
+  async function semanticErrors(condition?: Condition, channels?: z.output<typeof ChannelsSchema>) {
+    const errors: FieldError[] = [];
+    if (condition?.pattern_id !== undefined) {
+      const pattern = await getPattern(sql, condition.pattern_id);
+      if (!pattern) {
+        errors.push({
+          path: "condition.pattern_id",
+          message: `there is no pattern ${condition.pattern_id}`,
+        });
+      } else {
+        const parsed = inputsSchema(pattern.definition).safeParse(condition.inputs ?? {});
+        if (!parsed.success) errors.push(...fieldErrors(parsed.error, ["condition", "inputs"]));
+      }
+    } else if (condition?.capability !== undefined) {
+      await deps.remote.refresh();
+      const resolved = deps.runtime.resolve(condition.capability);
+      if (!resolved) {
+        errors.push({
+          path: "condition.capability",
+          message: `unknown capability "${condition.capability}"`,
+        });
+      } else {
+        const parsed = resolved.capability.args.safeParse(condition.args ?? {});
+        if (!parsed.success) errors.push(...fieldErrors(parsed.error, ["condition", "args"]));
+      }
+    }
+    if (channels?.webhook) {
+      try {
+        await assertOutboundAllowed(new URL(channels.webhook.url), deps.policy);
+      } catch (error) {
+        if (!(error instanceof CallerError)) throw error;
+        errors.push({ path: "channels.webhook.url", message: error.message });
+      }
+    }
+    if (errors.length) throw Problem.invalid(errors);
+  }
+
+  function withSecret(channels: z.output<typeof ChannelsSchema>): Channels {
+    const { webhook, ...rest } = channels;
+    return webhook
+      ? { ...rest, webhook: { url: webhook.url, secret: webhook.secret ?? newWebhookSecret() } }
+      : rest;
+  }
+
+  async function ownAlert(id: string, p: Principal) {
+    const alert = await getAlert(sql, id, ownerScope(p));
+    if (!alert) throw Problem.notFound(`You have no alert ${id}.`);
+    return alert;
+  }
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/alerts",
+      tags: ["alerts"],
+      summary: "Create an alert",
+      description:
+        "The condition names a pattern (with inputs) or a capability (with args); both are " +
+        "checked on write, and a 422 lists every problem.",
+      security: bearerAuth,
+      request: jsonBody(CreateAlertSchema),
+      responses: { 201: json(AlertSchema, "Created"), ...problems(400, 401, 403, 422) },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const p = c.get("principal");
+      let userId = p.userId;
+      if (body.user_id !== undefined && body.user_id !== p.userId) {
+        if (p.role !== "admin") {
+          throw Problem.forbidden("Only admins create alerts for other users.");
+        }
+        const [exists] = await sql`select 1 from users where id = ${body.user_id}`;
+        if (!exists) throw Problem.invalid([{ path: "user_id", message: "there is no such user" }]);
+        userId = body.user_id;
+      }
+      await semanticErrors(body.condition, body.channels);
+      const { user_id: _u, channels, ...rest } = body;
+      const alert = await insertAlert(sql, {
+        ...rest,
+        user_id: userId,
+        channels: withSecret(channels),
+      }, clock.now());
+      return c.json(alert, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/alerts",
+      tags: ["alerts"],
+      summary: "Your alerts, newest first (admins: everyone's, or one user's)",
+      security: bearerAuth,
+      request: {
+        query: PageQuery.extend({
+          user_id: z.uuid().optional().openapi({ param: { name: "user_id", in: "query" } }),
+        }),
+      },
+      responses: {
+        200: json(
+          z.object({ items: z.array(AlertSchema), next_cursor: z.string().nullable() }),
+          "A page",
+        ),
+        ...problems(401, 403, 422),
+      },
+    }),
+    async (c) => {
+      const { limit, cursor, user_id } = c.req.valid("query");
+      const p = c.get("principal");
+      if (user_id !== undefined && p.role !== "admin" && user_id !== p.userId) {
+        throw Problem.forbidden("Only admins list other users' alerts.");
+      }
+      const scope = p.role === "admin" ? user_id : p.userId;
+      const rows = await listAlerts(sql, scope, limit + 1, decodeCursor(cursor));
+      return c.json(page(rows, limit, (a) => [a.created_at, a.id]), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/alerts/{id}",
+      tags: ["alerts"],
+      summary: "Read an alert",
+      security: bearerAuth,
+      request: { params: UuidParam },
+      responses: { 200: json(AlertSchema, "The alert"), ...problems(401, 404, 422) },
+    }),
+    async (c) => c.json(await ownAlert(c.req.valid("param").id, c.get("principal")), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/alerts/{id}",
+      tags: ["alerts"],
+      summary: "Change an alert (it is evaluated again at the next tick)",
+      security: bearerAuth,
+      request: { params: UuidParam, ...jsonBody(PatchAlertSchema) },
+      responses: { 200: json(AlertSchema, "The changed alert"), ...problems(400, 401, 404, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const body = c.req.valid("json");
+      await ownAlert(id, c.get("principal"));
+      await semanticErrors(body.condition, body.channels);
+      const { channels, ...rest } = body;
+      const changes = channels ? { ...rest, channels: withSecret(channels) } : rest;
+      return c.json((await updateAlert(sql, id, changes, clock.now()))!, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/alerts/{id}",
+      tags: ["alerts"],
+      summary: "Delete an alert (its delivery history is kept)",
+      security: bearerAuth,
+      request: { params: UuidParam },
+      responses: { 204: { description: "Deleted" }, ...problems(401, 404, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      if (!await deleteAlert(sql, id, ownerScope(c.get("principal")))) {
+        throw Problem.notFound(`You have no alert ${id}.`);
+      }
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/alerts/{id}/evaluate",
+      tags: ["alerts"],
+      summary: "Evaluate an alert now (and fire it if it matches, unless dry_run)",
+      security: bearerAuth,
+      request: {
+        params: UuidParam,
+        body: {
+          required: false,
+          content: {
+            "application/json": {
+              schema: z.object({ dry_run: z.boolean().default(false) }).strict(),
+            },
+          },
+        },
+      },
+      responses: { 200: json(EvaluationSchema, "What happened"), ...problems(400, 401, 404, 422) },
+    }),
+    async (c) => {
+      const alert = await ownAlert(c.req.valid("param").id, c.get("principal"));
+      const { dry_run } = c.req.valid("json") as { dry_run?: boolean };
+      return c.json(
+        await evaluator.evaluate(alert, clock.now(), { dryRun: dry_run ?? false }),
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/alerts/{id}/deliveries",
+      tags: ["alerts"],
+      summary: "Why was I (not) notified? Every delivery of an alert, with each attempt and error",
+      security: bearerAuth,
+      request: { params: UuidParam, query: PageQuery },
+      responses: {
+        200: json(
+          z.object({ items: z.array(DeliverySchema), next_cursor: z.string().nullable() }),
+          "A page",
+        ),
+        ...problems(401, 404, 422),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { limit, cursor } = c.req.valid("query");
+      await ownAlert(id, c.get("principal"));
+      const rows = await deliveriesOfAlert(sql, id, limit + 1, decodeCursor(cursor));
+      const items = rows.map(({ user_id: _u, payload, ...d }) => ({
+        ...d,
+        payload: publicPayload(payload),
+      }));
+      return c.json(page(items, limit, (d) => [d.created_at, d.id]), 200);
+    },
+  );
+
+  return app;
+}

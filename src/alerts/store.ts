@@ -1,0 +1,129 @@
+/** Alerts in PostgreSQL. */
+import type postgres from "postgres";
+import type { Sql } from "../db/database.ts";
+import type { Cursor } from "../http/pagination.ts";
+import type { Channels, Condition } from "./schema.ts";
+
+export interface Alert {
+  id: string;
+  user_id: string;
+  name: string;
+  condition: Condition;
+  channels: Channels;
+  interval_seconds: number;
+  cooldown_seconds: number;
+  enabled: boolean;
+  last_fired_at: Date | null;
+  last_evaluated_at: Date | null;
+  next_eval_at: Date;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = (sql: Sql) =>
+  sql`id, user_id, name, condition, channels, interval_seconds, cooldown_seconds, enabled,
+      last_fired_at, last_evaluated_at, next_eval_at, created_at, updated_at`;
+
+const json = (sql: Sql, value: unknown) => sql.json(value as postgres.JSONValue);
+
+export async function insertAlert(
+  sql: Sql,
+  alert: Pick<
+    Alert,
+    | "user_id"
+    | "name"
+    | "condition"
+    | "channels"
+    | "interval_seconds"
+    | "cooldown_seconds"
+    | "enabled"
+  >,
+  now: Date,
+): Promise<Alert> {
+  const [row] = await sql<Alert[]>`
+    insert into alerts (user_id, name, condition, channels, interval_seconds, cooldown_seconds,
+                        enabled, next_eval_at, created_at, updated_at)
+    values (${alert.user_id}, ${alert.name}, ${json(sql, alert.condition)}, ${
+    json(sql, alert.channels)
+  },
+            ${alert.interval_seconds}, ${alert.cooldown_seconds}, ${alert.enabled}, ${now}, ${now}, ${now})
+    returning ${COLUMNS(sql)}`;
+  return row;
+}
+
+/** An alert, if it exists and (unless `userId` is undefined) belongs to that user. */
+export async function getAlert(sql: Sql, id: string, userId?: string): Promise<Alert | undefined> {
+  const [row] = await sql<Alert[]>`
+    select ${COLUMNS(sql)} from alerts
+    where id = ${id} ${userId === undefined ? sql`` : sql`and user_id = ${userId}`}`;
+  return row;
+}
+
+export async function listAlerts(
+  sql: Sql,
+  userId: string | undefined,
+  limit: number,
+  after?: Cursor,
+) {
+  return await sql<Alert[]>`
+    select ${COLUMNS(sql)} from alerts
+    where true
+      ${userId === undefined ? sql`` : sql`and user_id = ${userId}`}
+      ${after ? sql`and (created_at, id) < (${after.at}, ${after.id})` : sql``}
+    order by created_at desc, id desc limit ${limit}`;
+}
+
+export async function updateAlert(
+  sql: Sql,
+  id: string,
+  changes: Partial<
+    Pick<
+      Alert,
+      "name" | "condition" | "channels" | "interval_seconds" | "cooldown_seconds" | "enabled"
+    >
+  >,
+  now: Date,
+): Promise<Alert | undefined> {
+  const set = {
+    ...changes,
+    ...(changes.condition ? { condition: json(sql, changes.condition) } : {}),
+    ...(changes.channels ? { channels: json(sql, changes.channels) } : {}),
+    updated_at: now,
+    // A changed rule is evaluated at the next tick.
+    next_eval_at: now,
+  };
+  const [row] = await sql<Alert[]>`
+    update alerts set ${sql(set as Record<string, unknown>, ...Object.keys(set))}
+    where id = ${id} returning ${COLUMNS(sql)}`;
+  return row;
+}
+
+export async function deleteAlert(sql: Sql, id: string, userId?: string): Promise<boolean> {
+  const rows = await sql`
+    delete from alerts where id = ${id} ${
+    userId === undefined ? sql`` : sql`and user_id = ${userId}`
+  }
+    returning id`;
+  return rows.length > 0;
+}
+
+/**
+ * Claims up to `limit` due alerts (enabled, next_eval_at <= now) for this evaluator: their next
+ * evaluation is scheduled at once, so another replica's claim skips them.
+ */
+export async function claimDueAlerts(sql: Sql, now: Date, limit: number): Promise<Alert[]> {
+  return await sql<Alert[]>`
+    update alerts a
+    set next_eval_at = ${now}::timestamptz + make_interval(secs => a.interval_seconds),
+        last_evaluated_at = ${now}
+    from (
+      select id from alerts
+      where enabled and next_eval_at <= ${now}
+      order by next_eval_at limit ${limit}
+      for update skip locked
+    ) due
+    where a.id = due.id
+    returning ${sql`a.id, a.user_id, a.name, a.condition, a.channels, a.interval_seconds,
+      a.cooldown_seconds, a.enabled, a.last_fired_at, a.last_evaluated_at, a.next_eval_at,
+      a.created_at, a.updated_at`}`;
+}

@@ -1,0 +1,114 @@
+/**
+ * Email channel through Resend. Every attempt of a delivery carries the delivery id as its
+ * idempotency key, so a retry after an ambiguous failure never sends twice. 429 waits for
+ * retry-after; 400/401/403/422 are permanent; 5xx, network errors and timeouts are retried.
+ * Without RESEND_API_KEY, development writes each email as a log line and other environments
+ * report the channel unavailable (its deliveries fail into the DLQ until it is configured).
+ */
+import { Resend } from "resend";
+import type { Config } from "../../config.ts";
+import type { Logger } from "../../observability/logger.ts";
+import { RateLimiter } from "../rate_limiter.ts";
+import type { Delivery, Sender, SendResult } from "../types.ts";
+
+const PERMANENT = new Set([400, 401, 403, 422]);
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function renderEmail(delivery: Delivery) {
+  const p = delivery.payload;
+  const lines = [p.message, "", `Fired at: ${p.fired_at}`];
+  if (p.alert) lines.push(`Alert: ${p.alert.name} (${p.alert.id})`);
+  if (p.value !== undefined) lines.push(`Value: ${JSON.stringify(p.value)}`);
+  const text = lines.join("\n");
+  const html = `<h2>${escapeHtml(p.title)}</h2>` +
+    lines.map((l) => (l ? `<p>${escapeHtml(l)}</p>` : "")).join("");
+  return { subject: p.title, text, html };
+}
+
+/** Parses `retry-after` (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(
+  value: string | undefined | null,
+  now = Date.now(),
+): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+export function emailSender(
+  config: Pick<
+    Config,
+    | "RESEND_API_KEY"
+    | "RESEND_BASE_URL"
+    | "RESEND_RATE_PER_SECOND"
+    | "RESEND_TIMEOUT_MS"
+    | "ALERT_EMAIL_FROM"
+    | "VIGIL_ENV"
+  >,
+  logger: Logger,
+): Sender {
+  if (!config.RESEND_API_KEY) {
+    if (config.VIGIL_ENV === "development") {
+      return {
+        channel: "email",
+        status: () => ({ status: "up", detail: "development: emails are written to the log" }),
+        send(delivery) {
+          const email = renderEmail(delivery);
+          logger.info("email (log transport) to {to}: {subject}", {
+            to: delivery.payload.recipient,
+            subject: email.subject,
+            text: email.text,
+            idempotency_key: delivery.id,
+          });
+          return Promise.resolve({ ok: true });
+        },
+      };
+    }
+    const detail = "RESEND_API_KEY is not set";
+    return {
+      channel: "email",
+      status: () => ({ status: "unavailable", detail }),
+      send: () =>
+        Promise.resolve({ ok: false, permanent: false, error: `email is unavailable: ${detail}` }),
+    };
+  }
+
+  const resend = new Resend(
+    config.RESEND_API_KEY,
+    config.RESEND_BASE_URL ? { baseUrl: config.RESEND_BASE_URL } : {},
+  );
+  const limiter = new RateLimiter({ perSecond: config.RESEND_RATE_PER_SECOND });
+  return {
+    channel: "email",
+    status: () => ({ status: "up" }),
+    async send(delivery, signal): Promise<SendResult> {
+      const to = delivery.payload.recipient;
+      if (!to) {
+        return { ok: false, permanent: true, error: "the delivery has no recipient address" };
+      }
+      await limiter.acquire();
+      const { data, error, headers } = await resend.emails.send(
+        { from: config.ALERT_EMAIL_FROM, to, ...renderEmail(delivery) },
+        {
+          idempotencyKey: delivery.id,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(config.RESEND_TIMEOUT_MS)]),
+        },
+      );
+      if (data && !error) return { ok: true, providerStatus: 200 };
+      const status = error?.statusCode ?? undefined;
+      const message = `Resend${status ? ` ${status}` : ""}: ${error?.message ?? "no answer"}`;
+      return {
+        ok: false,
+        permanent: status !== undefined && PERMANENT.has(status),
+        error: message,
+        providerStatus: status,
+        retryAfterMs: status === 429 ? retryAfterMs(headers?.["retry-after"]) : undefined,
+      };
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/** The Alertmanager receiver: firing then resolved alerts become notifications for recipients. */
+import { assertEquals } from "./support/assert.ts";
+import { testApp } from "./support/app.ts";
+import { MINUTE } from "./support/clock.ts";
+import { dbTest } from "./support/database.ts";
+import { fakeResend } from "./support/fake_resend.ts";
+
+const TOKEN = "am-token-0123456789abcdef";
+
+function payload(status: "firing" | "resolved", severity = "critical") {
+  return {
+    version: "4",
+    groupKey: '{}:{alertname="CircuitBreakerOpen"}',
+    truncatedAlerts: 0,
+    status,
+    receiver: "vigil",
+    groupLabels: { alertname: "CircuitBreakerOpen" },
+    commonLabels: { alertname: "CircuitBreakerOpen", severity, service: "vigil" },
+    commonAnnotations: {},
+    externalURL: "http://alertmanager:9093",
+    alerts: [{
+      status,
+      labels: {
+        alertname: "CircuitBreakerOpen",
+        severity,
+        service: "vigil",
+        agent_name: "billing",
+      },
+      annotations: {
+        summary: "Circuit breaker of billing is open",
+        description: "Calls are rejected.",
+      },
+      startsAt: "2026-01-01T00:00:00Z",
+      endsAt: status === "resolved" ? "2026-01-01T00:10:00Z" : "0001-01-01T00:00:00Z",
+      generatorURL: "http://prometheus:9090/graph",
+      fingerprint: "c0ffee1234567890",
+    }],
+  };
+}
+
+dbTest(
+  "alertmanager: firing then resolved → notifications (and email for critical)",
+  async (t, db) => {
+    await using resend = fakeResend();
+    const app = await testApp(db, {
+      env: {
+        ALERTMANAGER_WEBHOOK_TOKEN: TOKEN,
+        ALERTMANAGER_RECIPIENTS: "oncall@example.com, Lead@example.com, nobody@example.com",
+        RESEND_API_KEY: "re_test",
+        RESEND_BASE_URL: resend.url,
+        RESEND_RATE_PER_SECOND: "1000",
+      },
+    });
+    const oncall = await app.newUser("oncall@example.com");
+    const lead = await app.newUser("lead@example.com");
+    const other = await app.newUser("other@example.com");
+    const post = (body: unknown, key: string | null = TOKEN) =>
+      app.request("POST", "/v1/alertmanager/webhook", { key, body });
+    const titles = async (key: string) =>
+      (await app.request("GET", "/v1/notifications", { key })).body.items.map((
+        n: { title: string },
+      ) => n.title);
+
+    await t.step("the shared token is required (API keys do not work)", async () => {
+      assertEquals((await post(payload("firing"), null)).status, 401);
+      assertEquals((await post(payload("firing"), app.adminKey)).status, 401);
+      assertEquals(
+        (await post({ version: "3" }, null)).status,
+        401,
+        "before the body is looked at",
+      );
+    });
+
+    await t.step("a malformed payload is a 422", async () => {
+      const res = await post({ version: "3", alerts: [] });
+      assertEquals(res.status, 422);
+      const paths = res.body.errors.map((e: { path: string }) => e.path);
+      assertEquals(paths.includes("version") && paths.includes("alerts"), true);
+    });
+
+    await t.step(
+      "firing: each recipient gets an in-app notification and, for critical, an email",
+      async () => {
+        const res = await post(payload("firing"));
+        assertEquals(res.status, 200);
+        assertEquals(res.body, {
+          alerts: 1,
+          recipients: 2,
+          delivered: 4,
+          suppressed: 0,
+          failed: 0,
+        });
+        assertEquals(await titles(oncall.key), ["[FIRING] CircuitBreakerOpen"]);
+        assertEquals(await titles(lead.key), ["[FIRING] CircuitBreakerOpen"]);
+        assertEquals(await titles(other.key), []);
+        assertEquals(resend.calls.map((c) => c.body.to).sort(), [
+          "lead@example.com",
+          "oncall@example.com",
+        ]);
+        const note =
+          (await app.request("GET", "/v1/notifications", { key: oncall.key })).body.items[0];
+        assertEquals(note.message, "Circuit breaker of billing is open — Calls are rejected.");
+      },
+    );
+
+    await t.step("the same notification again (a repeat) is de-duplicated", async () => {
+      const res = await post(payload("firing"));
+      assertEquals(res.body, { alerts: 1, recipients: 2, delivered: 0, suppressed: 4, failed: 0 });
+      assertEquals((await titles(oncall.key)).length, 1);
+    });
+
+    await t.step("resolved: a second notification", async () => {
+      app.clock.advance(10 * MINUTE);
+      const res = await post(payload("resolved"));
+      assertEquals(res.body.delivered, 4);
+      assertEquals(await titles(oncall.key), [
+        "[RESOLVED] CircuitBreakerOpen",
+        "[FIRING] CircuitBreakerOpen",
+      ]);
+    });
+
+    await t.step("a warning goes in-app only", async () => {
+      const warning = payload("firing", "warning");
+      warning.alerts[0].fingerprint = "another";
+      const res = await post(warning);
+      assertEquals(res.body.delivered, 2);
+      assertEquals(resend.calls.length, 4);
+    });
+  },
+);
+
+dbTest("alertmanager: without a token configured the receiver is off (503)", async (_t, db) => {
+  const app = await testApp(db);
+  const res = await app.request("POST", "/v1/alertmanager/webhook", {
+    key: "whatever-token-value",
+    body: payload("firing"),
+  });
+  assertEquals(res.status, 503);
+});
