@@ -14,21 +14,13 @@ import postgres from "postgres";
 import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import type { Sql } from "../../src/db/database.ts";
 import { migrate } from "../../src/db/migrate.ts";
+import { startCluster, which } from "./cluster.ts";
 
 export interface TestDatabase extends AsyncDisposable {
   sql: Sql;
   /** Connection URL, for processes started by the test. */
   url: string;
   kind: "postgres" | "embedded";
-}
-
-function which(command: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${command}`).isFile) return true;
-    } catch { /* not here */ }
-  }
-  return false;
 }
 
 /** True when tests run against a real PostgreSQL server (concurrency tests need one). */
@@ -133,60 +125,10 @@ async function startServer(): Promise<string> {
 let stopCluster: (() => void) | undefined;
 globalThis.addEventListener("unload", () => stopCluster?.());
 
-async function run(args: string[], asPostgres: boolean): Promise<void> {
-  const [cmd, ...rest] = asPostgres ? ["runuser", "-u", "postgres", "--", ...args] : args;
-  const out = await new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 async function startThrowawayCluster(): Promise<string> {
-  const asPostgres = Deno.uid() === 0; // initdb refuses to run as root
-  const dir = await Deno.makeTempDir({ prefix: "vigil-test-pg-" });
-  if (asPostgres) await Deno.chown(dir, postgresUid(), null);
-  const port = freePort();
-  await run(
-    ["initdb", "-D", dir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
-    asPostgres,
-  );
-  const options = [
-    `-p ${port}`,
-    `-k ${dir}`,
-    "-c listen_addresses=127.0.0.1",
-    "-c fsync=off",
-    "-c synchronous_commit=off",
-    "-c full_page_writes=off",
-    "-c max_connections=200",
-  ].join(" ");
-  await run(
-    ["pg_ctl", "-D", dir, "-o", options, "-l", `${dir}/server.log`, "-w", "start"],
-    asPostgres,
-  );
-  stopCluster = () => {
-    const [cmd, ...args] = asPostgres
-      ? ["runuser", "-u", "postgres", "--", "pg_ctl", "-D", dir, "-m", "immediate", "stop"]
-      : ["pg_ctl", "-D", dir, "-m", "immediate", "stop"];
-    new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync();
-    Deno.removeSync(dir, { recursive: true });
-  };
-  return `postgres://postgres@127.0.0.1:${port}/postgres`;
-}
-
-function postgresUid(): number {
-  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) =>
-    l.startsWith("postgres:")
-  );
-  if (!line) throw new Error("initdb is installed but there is no postgres user to run it as");
-  return Number(line.split(":")[2]);
+  const cluster = await startCluster({ durable: false, prefix: "vigil-test-pg-" });
+  stopCluster = cluster.stop;
+  return cluster.url;
 }
 
 // ---- embedded fallback -------------------------------------------------------------------

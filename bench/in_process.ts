@@ -1,0 +1,183 @@
+/**
+ * Measurements made inside the bench process, on vigil's own services against the bench
+ * database: orchestrator cost per step, alert firing throughput, DLQ drain throughput.
+ */
+import postgres from "postgres";
+import { z } from "zod";
+import { evaluateDueAlerts } from "../src/alerts/evaluate_job.ts";
+import { capability } from "../src/agents/types.ts";
+import { systemClock } from "../src/clock.ts";
+import { loadConfig } from "../src/config.ts";
+import type { Sql } from "../src/db/database.ts";
+import { rootLogger } from "../src/observability/logger.ts";
+import { createMetrics } from "../src/observability/metrics.ts";
+import { setupTracing } from "../src/observability/tracing.ts";
+import { PatternDefinitionSchema } from "../src/patterns/definition.ts";
+import { createServices } from "../src/services.ts";
+
+export function services(sql: Sql) {
+  const config = loadConfig({ VIGIL_ENV: "production", DB_POOL_SIZE: "10" });
+  return createServices({
+    config,
+    sql,
+    clock: systemClock,
+    logger: rootLogger,
+    metrics: createMetrics(),
+    tracer: setupTracing(config).tracer,
+  });
+}
+
+/** Least-squares slope of y over x. */
+export function slope(points: [number, number][]): number {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const num = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const den = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return num / den;
+}
+
+/** Orchestrator cost per step, in µs: runs of 1, 10 and 50 no-op steps (no HTTP, no storage). */
+export async function stepOverheadUs(
+  sql: Sql,
+): Promise<{ slope: number; perSize: Record<number, number> }> {
+  const { runtime, orchestrator } = services(sql);
+  runtime.register({
+    name: "bench",
+    kind: "builtin",
+    timeoutMs: 1000,
+    capabilities: [
+      capability({
+        name: "bench.noop",
+        description: "Returns its argument.",
+        args: z.object({ i: z.number() }),
+        handler: (args) => Promise.resolve(args.i),
+      }),
+    ],
+  });
+  const perSize: Record<number, number> = {};
+  for (const size of [1, 10, 50]) {
+    const definition = {
+      ...PatternDefinitionSchema.parse({
+        id: `noop-${size}`,
+        steps: Array.from(
+          { length: size },
+          (_, i) => ({ capability: "bench.noop", args: { i }, as: `s${i}` }),
+        ),
+      }),
+      version: 1,
+    };
+    const run = () => orchestrator.run({ definition, inputs: {}, userId: null });
+    for (let i = 0; i < 200; i++) await run(); // warm up the JIT
+    const iterations = Math.max(200, Math.floor(20_000 / size));
+    const started = performance.now();
+    for (let i = 0; i < iterations; i++) await run();
+    perSize[size] = ((performance.now() - started) * 1000) / iterations;
+  }
+  return { slope: slope(Object.entries(perSize).map(([k, v]) => [Number(k), v])), perSize };
+}
+
+async function benchUser(sql: Sql): Promise<string> {
+  const [user] = await sql<{ id: string }[]>`
+    insert into users (email, name, created_at) values (${`bench-${crypto.randomUUID()}@example.com`}, 'Bench', now())
+    returning id`;
+  return user.id;
+}
+
+/** `count` alerts that match (data.compare 2 > 1), in-app only, all due now. */
+export async function seedAlerts(sql: Sql, count: number): Promise<void> {
+  const userId = await benchUser(sql);
+  await sql`
+    insert into alerts (user_id, name, condition, channels, next_eval_at, created_at, updated_at)
+    select ${userId}, 'bench ' || i,
+           ${
+    sql.json({
+      capability: "data.compare",
+      args: { value: 2, op: ">", threshold: 1 },
+      path: "result",
+      op: "==",
+      threshold: true,
+    })
+  },
+           ${sql.json({ inapp: true, email: false })}, now() - interval '1 minute', now(), now()
+    from generate_series(1, ${count}) as i`;
+}
+
+/** Alerts fired → in-app notifications delivered, per second (the evaluation job, in process). */
+export async function alertFirePerSecond(url: string, count: number): Promise<number> {
+  const sql = postgres(url, { max: 10, onnotice: () => {} });
+  try {
+    await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
+    await seedAlerts(sql, count);
+    const { evaluator, dispatcher } = services(sql);
+    const started = performance.now();
+    const result = await evaluateDueAlerts({ sql, evaluator, dispatcher }, new Date());
+    const seconds = (performance.now() - started) / 1000;
+    const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from notifications`;
+    if (result.fired !== count || n !== count) {
+      throw new Error(`expected ${count} firings and notifications, got ${result.fired} and ${n}`);
+    }
+    return count / seconds;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** `count` failed in-app deliveries whose DLQ rows are due now. */
+export async function seedDlq(sql: Sql, count: number): Promise<void> {
+  await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
+  const userId = await benchUser(sql);
+  const payload = {
+    type: "alert.fired",
+    source: "rule",
+    title: "bench",
+    message: "bench",
+    alert: null,
+    fired_at: new Date().toISOString(),
+  };
+  await sql`
+    insert into alert_deliveries (id, user_id, channel, content_hash, payload, status, attempts, created_at)
+    select gen_random_uuid(), ${userId}, 'inapp', md5(i::text), ${
+    sql.json(payload)
+  }, 'failed', 1, now()
+    from generate_series(1, ${count}) as i`;
+  await sql`
+    insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state, created_at)
+    select id, 'bench', 0, now() - interval '1 minute', 'pending', now() from alert_deliveries`;
+}
+
+/** DLQ rows retried successfully per second by `workers` concurrent workers; and duplicates. */
+export async function dlqDrain(
+  url: string,
+  count: number,
+  workers: number,
+): Promise<{ rowsPerSecond: number; duplicates: number }> {
+  const seedSql = postgres(url, { max: 10, onnotice: () => {} });
+  const pools = Array.from(
+    { length: workers },
+    () => postgres(url, { max: 10, onnotice: () => {} }),
+  );
+  try {
+    await seedDlq(seedSql, count);
+    const dispatchers = pools.map((sql) => services(sql).dispatcher);
+    const now = new Date();
+    const started = performance.now();
+    const outcomes = await Promise.all(dispatchers.map((d) => d.retryDue(now)));
+    const seconds = (performance.now() - started) / 1000;
+    const delivered = outcomes.flat().filter((o) => o.status === "delivered").length;
+    const [{ left }] = await seedSql<
+      { left: number }[]
+    >`select count(*)::int as left from alert_dlq`;
+    if (delivered !== count || left !== 0) {
+      throw new Error(`drained ${delivered} of ${count}, ${left} left`);
+    }
+    const [{ duplicates }] = await seedSql<{ duplicates: number }[]>`
+      select (select count(*) from delivery_attempts where outcome = 'delivered')
+           - (select count(distinct delivery_id) from delivery_attempts where outcome = 'delivered')
+           + (select count(*) from notifications) - (select count(distinct delivery_id) from notifications)
+           as duplicates`;
+    return { rowsPerSecond: count / seconds, duplicates: Number(duplicates) };
+  } finally {
+    await Promise.all([seedSql.end(), ...pools.map((p) => p.end())]);
+  }
+}

@@ -1,0 +1,399 @@
+/**
+ * `deno task bench`: measures vigil side by side with its baselines in one run, on a throwaway
+ * PostgreSQL (durable settings) and loopback only. Prints one table and writes
+ * bench/results/latest.json. Every figure is the median of 3 runs.
+ */
+import postgres from "postgres";
+import { migrate } from "../src/db/migrate.ts";
+import { setupLogging } from "../src/observability/logger.ts";
+import { type Cluster, freePort, startCluster, which } from "../tests/support/cluster.ts";
+import { alertFirePerSecond, dlqDrain, stepOverheadUs } from "./in_process.ts";
+import { wrk } from "./wrk.ts";
+
+const RUNS = 3;
+const LOAD_SECONDS = 5;
+const CONNECTIONS = 32;
+const ALERTS = 10_000;
+const DLQ_ROWS = 10_000;
+const ADMIN_KEY = "vgl_" + "b".repeat(43);
+const ROOT = new URL("../", import.meta.url).pathname;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+const log = (line: string) => Deno.stderr.writeSync(new TextEncoder().encode(`bench: ${line}\n`));
+
+async function ensureWrk(): Promise<void> {
+  if (which("wrk")) return;
+  log("installing wrk (Debian package)");
+  const out = await new Deno.Command("apt-get", {
+    args: ["install", "-y", "-qq", "wrk"],
+    stdout: "null",
+  }).output();
+  if (!out.success) {
+    throw new Error("wrk is missing and could not be installed (apt-get install wrk)");
+  }
+}
+
+function rssMb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
+}
+
+async function waitFor(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+function spawn(args: string[], env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+}
+
+/** A local OTLP/HTTP sink: accepts span batches and counts them. */
+function otlpSink() {
+  let batches = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    await req.arrayBuffer();
+    batches++;
+    return Response.json({});
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    batches: () => batches,
+    close: () => server.shutdown(),
+  };
+}
+
+/** Samples a process's resident memory while `work` runs; returns the peak. */
+async function peakRss<T>(pid: number, work: () => Promise<T>): Promise<[T, number]> {
+  let peak = rssMb(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 100);
+  try {
+    return [await work(), peak];
+  } finally {
+    clearInterval(timer);
+    peak = Math.max(peak, rssMb(pid));
+  }
+}
+
+async function insertBaselineTps(url: string, poolSize: number, seconds: number): Promise<number> {
+  const sql = postgres(url, { max: poolSize, onnotice: () => {} });
+  try {
+    await sql`
+      create table if not exists bench_inserts (
+        id uuid primary key, pattern_id text not null, status text not null, outputs jsonb,
+        trace jsonb not null, started_at timestamptz not null, duration_ms double precision not null)`;
+    const trace = [{
+      step_index: 0,
+      capability: "data.compare",
+      duration_ms: 0.1,
+      cache_hit: false,
+    }];
+    let count = 0;
+    const deadline = performance.now() + seconds * 1000;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: poolSize }, async () => {
+      while (performance.now() < deadline) {
+        await sql`
+          insert into bench_inserts (id, pattern_id, status, outputs, trace, started_at, duration_ms)
+          values (${crypto.randomUUID()}, 'bench', 'success', ${sql.json({ ok: true })}, ${
+          sql.json(trace)
+        }, now(), 0.5)`;
+        count++;
+      }
+    }));
+    return count / ((performance.now() - started) / 1000);
+  } finally {
+    await sql.end();
+  }
+}
+
+async function main() {
+  setupLogging({ level: "error", sink: () => {} });
+  await ensureWrk();
+  let cluster: Cluster | undefined;
+  let baseUrl = Deno.env.get("DATABASE_URL");
+  if (!baseUrl) {
+    log("starting a throwaway PostgreSQL cluster");
+    cluster = await startCluster({ durable: true, prefix: "vigil-bench-pg-" });
+    baseUrl = cluster.url;
+  }
+  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
+  const dbName = `vigil_bench_${Date.now()}`;
+  await admin`create database ${admin(dbName)}`;
+  const u = new URL(baseUrl);
+  u.pathname = `/${dbName}`;
+  const dbUrl = u.toString();
+  const [{ version }] = await admin`select current_setting('server_version') as version`;
+
+  const results: Record<string, unknown> = {};
+  const sink = otlpSink();
+  let vigil: Deno.ChildProcess | undefined;
+  let bare: Deno.ChildProcess | undefined;
+  try {
+    const sql = postgres(dbUrl, { max: 10, onnotice: () => {} });
+    await migrate(sql);
+
+    log("step overhead (in process)");
+    const steps = await stepOverheadUs(sql);
+    results.step_overhead_us = round(steps.slope);
+    results.step_run_us = Object.fromEntries(
+      Object.entries(steps.perSize).map(([k, v]) => [k, round(v)]),
+    );
+    await sql.end();
+
+    log("starting vigil and the bare Hono baseline");
+    const vigilPort = freePort();
+    vigil = spawn(["run", "-A", "--unstable-cron", "src/main.ts"], {
+      DATABASE_URL: dbUrl,
+      HOST: "127.0.0.1",
+      PORT: String(vigilPort),
+      ADMIN_API_KEY: ADMIN_KEY,
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+      LOG_LEVEL: "info",
+    });
+    const barePort = freePort();
+    bare = spawn(["run", "-A", "bench/bare_hono.ts", String(barePort)], {});
+    const vigilUrl = `http://127.0.0.1:${vigilPort}`;
+    await waitFor(`${vigilUrl}/health/ready`);
+    await waitFor(`http://127.0.0.1:${barePort}/v1/me`);
+    await new Promise((r) => setTimeout(r, 2000)); // let start-up garbage settle before reading RSS
+    results.rss_mb_idle = round(rssMb(vigil.pid), 1);
+
+    const auth = { authorization: `Bearer ${ADMIN_KEY}` };
+    let peak = 0;
+    log("HTTP overhead: /v1/me on vigil vs bare Hono");
+    const vigilRps: number[] = [];
+    const bareRps: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const [r, p] = await peakRss(
+        vigil.pid,
+        () =>
+          wrk({
+            url: `${vigilUrl}/v1/me`,
+            seconds: LOAD_SECONDS,
+            connections: CONNECTIONS,
+            headers: auth,
+          }),
+      );
+      peak = Math.max(peak, p);
+      if (r.errors) throw new Error(`vigil answered ${r.errors} errors`);
+      vigilRps.push(r.requestsPerSecond);
+      bareRps.push(
+        (await wrk({
+          url: `http://127.0.0.1:${barePort}/v1/me`,
+          seconds: LOAD_SECONDS,
+          connections: CONNECTIONS,
+        })).requestsPerSecond,
+      );
+    }
+    results.http_vigil_rps = round(median(vigilRps), 0);
+    results.http_bare_hono_rps = round(median(bareRps), 0);
+    results.http_overhead_ratio = round(median(vigilRps) / median(bareRps), 3);
+
+    log("pattern runs: POST /v1/patterns/:id/run of a 3-step in-process pattern");
+    const create = await fetch(`${vigilUrl}/v1/patterns`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({
+        id: "bench-3",
+        inputs: { value: { type: "number" }, doc: { type: "object" } },
+        steps: [
+          {
+            capability: "data.compare",
+            args: { value: "{{inputs.value}}", op: ">", threshold: 10 },
+            as: "over",
+          },
+          {
+            capability: "data.pick",
+            args: { value: "{{inputs.doc}}", path: "service.latency_ms" },
+            as: "latency",
+          },
+          {
+            capability: "data.compare",
+            args: { value: "{{latency}}", op: "<=", threshold: 250 },
+            as: "fast",
+          },
+        ],
+        outputs: { over: "{{over.result}}", fast: "{{fast.result}}", latency_ms: "{{latency}}" },
+      }),
+    });
+    if (create.status !== 201) throw new Error(`creating the pattern: ${await create.text()}`);
+    const runRps: number[] = [];
+    const runP99: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const [r, p] = await peakRss(vigil.pid, () =>
+        wrk({
+          url: `${vigilUrl}/v1/patterns/bench-3/run`,
+          seconds: LOAD_SECONDS,
+          connections: CONNECTIONS,
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ inputs: { value: 12, doc: { service: { latency_ms: 120 } } } }),
+        }));
+      peak = Math.max(peak, p);
+      if (r.errors) throw new Error(`pattern runs answered ${r.errors} errors`);
+      runRps.push(r.requestsPerSecond);
+      runP99.push(r.p99Ms);
+    }
+    results.pattern_runs_per_s = round(median(runRps), 0);
+    results.pattern_run_p99_ms = round(median(runP99), 2);
+    results.rss_mb_under_load = round(peak, 1);
+
+    log("baseline: single-row INSERT transactions with the same pool size (10)");
+    const inserts: number[] = [];
+    for (let i = 0; i < RUNS; i++) inserts.push(await insertBaselineTps(dbUrl, 10, LOAD_SECONDS));
+    results.insert_baseline_tps = round(median(inserts), 0);
+    results.pattern_runs_vs_insert_ratio = round(median(runRps) / median(inserts), 3);
+
+    log("metrics scrape with >= 10,000 series");
+    for (let i = 0; i < 160; i++) {
+      const id = `series-${i}`;
+      const body = JSON.stringify({
+        id,
+        steps: [
+          { capability: "data.compare", args: { value: i, op: ">", threshold: 1 }, as: "a" },
+          { capability: "data.compare", args: { value: i, op: "<", threshold: 1 }, as: "b" },
+          { capability: "data.pick", args: { value: { x: i }, path: "x" }, as: "c" },
+        ],
+      });
+      const made = await fetch(`${vigilUrl}/v1/patterns`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body,
+      });
+      await made.body?.cancel();
+      const ran = await fetch(`${vigilUrl}/v1/patterns/${id}/run`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: "{}",
+      });
+      await ran.body?.cancel();
+    }
+    const scrape = await (await fetch(`${vigilUrl}/metrics`)).text();
+    results.metrics_series = scrape.split("\n").filter((l) => l && !l.startsWith("#")).length;
+    const scrapeP99: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const latencies: number[] = [];
+      for (let j = 0; j < 100; j++) {
+        const started = performance.now();
+        await (await fetch(`${vigilUrl}/metrics`)).text();
+        latencies.push(performance.now() - started);
+      }
+      latencies.sort((a, b) => a - b);
+      scrapeP99.push(latencies[Math.floor(latencies.length * 0.99) - 1]);
+    }
+    results.metrics_scrape_p99_ms = round(median(scrapeP99), 2);
+    results.spans_exported_batches = sink.batches();
+
+    vigil.kill("SIGTERM");
+    await vigil.status;
+    vigil = undefined;
+
+    log(`alert firing: ${ALERTS} alerts → in-app notifications`);
+    const fire: number[] = [];
+    for (let i = 0; i < RUNS; i++) fire.push(await alertFirePerSecond(dbUrl, ALERTS));
+    results.alert_fire_per_s = round(median(fire), 0);
+
+    log(`DLQ drain: ${DLQ_ROWS} due rows, one worker then two`);
+    const one: number[] = [];
+    const two: number[] = [];
+    let duplicates = 0;
+    for (let i = 0; i < RUNS; i++) {
+      one.push((await dlqDrain(dbUrl, DLQ_ROWS, 1)).rowsPerSecond);
+      const pair = await dlqDrain(dbUrl, DLQ_ROWS, 2);
+      two.push(pair.rowsPerSecond);
+      duplicates += pair.duplicates;
+    }
+    results.dlq_drain_rows_per_s_1w = round(median(one), 0);
+    results.dlq_drain_rows_per_s_2w = round(median(two), 0);
+    results.dlq_duplicates = duplicates;
+  } finally {
+    vigil?.kill("SIGKILL");
+    bare?.kill("SIGKILL");
+    await sink.close();
+    await admin`drop database if exists ${admin(dbName)} with (force)`.catch(() => {});
+    await admin.end();
+    cluster?.stop();
+  }
+
+  const meminfo = Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s+(\d+) kB/)![1];
+  const output = {
+    ...results,
+    machine: {
+      cores: navigator.hardwareConcurrency,
+      memory_gb: round(Number(meminfo) / 1024 / 1024, 1),
+    },
+    deno: Deno.version.deno,
+    postgres: version,
+    at: new Date().toISOString(),
+  };
+  await Deno.writeTextFile(
+    `${ROOT}bench/results/latest.json`,
+    JSON.stringify(output, null, 2) + "\n",
+  );
+  printTable(output);
+}
+
+type Target = { min?: number; max?: number };
+
+function printTable(r: Record<string, unknown>) {
+  const targets: Record<string, Target> = JSON.parse(
+    Deno.readTextFileSync(`${ROOT}bench/targets.json`),
+  );
+  const rows: [string, unknown, unknown, unknown][] = [
+    ["http_overhead_ratio", r.http_vigil_rps, r.http_bare_hono_rps, r.http_overhead_ratio],
+    ["pattern_runs_per_s", r.pattern_runs_per_s, "—", "—"],
+    ["pattern_run_p99_ms", r.pattern_run_p99_ms, "—", "—"],
+    ["insert_baseline_tps", "—", r.insert_baseline_tps, "—"],
+    [
+      "pattern_runs_vs_insert_ratio",
+      r.pattern_runs_per_s,
+      r.insert_baseline_tps,
+      r.pattern_runs_vs_insert_ratio,
+    ],
+    ["step_overhead_us", r.step_overhead_us, "—", "—"],
+    ["alert_fire_per_s", r.alert_fire_per_s, "—", "—"],
+    ["dlq_drain_rows_per_s_1w", r.dlq_drain_rows_per_s_1w, "—", "—"],
+    ["dlq_drain_rows_per_s_2w", r.dlq_drain_rows_per_s_2w, "—", "—"],
+    ["dlq_duplicates", r.dlq_duplicates, "—", "—"],
+    ["metrics_scrape_p99_ms", r.metrics_scrape_p99_ms, "—", "—"],
+    ["rss_mb_idle", r.rss_mb_idle, "—", "—"],
+    ["rss_mb_under_load", r.rss_mb_under_load, "—", "—"],
+  ];
+  const verdict = (key: string) => {
+    const t = targets[key];
+    if (!t) return ["", ""];
+    const v = Number(r[key]);
+    const ok = (t.min === undefined || v >= t.min) && (t.max === undefined || v <= t.max);
+    return [t.min !== undefined ? `≥ ${t.min}` : `≤ ${t.max}`, ok ? "ok" : "MISS"];
+  };
+  const table = [
+    ["figure", "vigil", "baseline", "ratio", "target", ""],
+    ...rows.map(([k, v, b, ratio]) => [k, String(v), String(b), String(ratio), ...verdict(k)]),
+  ];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  const text = table.map((row) => row.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join(
+    "\n",
+  );
+  Deno.stdout.writeSync(new TextEncoder().encode(
+    `\n${text}\n\n${
+      r.machine && JSON.stringify(r.machine)
+    } · deno ${r.deno} · PostgreSQL ${r.postgres} · ${r.metrics_series} series scraped\n`,
+  ));
+}
+
+await main();
