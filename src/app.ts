@@ -2,11 +2,8 @@
  * Builds the HTTP application from injected dependencies. Tests call `createApp(deps).request()`
  * without a server; `main.ts` serves the same app.
  */
-import { httpInstrumentationMiddleware } from "@hono/otel";
-import { prometheus } from "@hono/prometheus";
 import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
-import { requestId } from "hono/request-id";
 import { agentsRoutes } from "./agents/routes.ts";
 import { alertmanagerRoutes } from "./alertmanager/routes.ts";
 import { alertsRoutes } from "./alerts/routes.ts";
@@ -14,8 +11,8 @@ import { dlqRoutes } from "./delivery/routes.ts";
 import { healthRoutes, type ReadinessCheck } from "./health/routes.ts";
 import { errorHandler, notFoundHandler, problemResponse } from "./http/errors.ts";
 import { createRouter } from "./http/openapi.ts";
+import { observeRequests } from "./http/observe.ts";
 import { problemBody } from "./http/problem.ts";
-import { requestLog } from "./http/request_log.ts";
 import { notificationsRoutes } from "./notifications/routes.ts";
 import { metricsRoutes } from "./observability/routes.ts";
 import { patternRoutes } from "./patterns/routes.ts";
@@ -36,12 +33,8 @@ export function createApp(deps: AppDeps) {
   const auth = new Authenticator(sql, clock, config.AUTH_CACHE_SECONDS);
   const app = createRouter();
 
-  // The server span wraps everything, so that logs and runs carry its trace id.
-  app.use(httpInstrumentationMiddleware({ tracer, captureActiveRequests: false }));
-  app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
-  app.use(requestLog(logger.getChild("http")));
-  // Only API requests are counted: probes and scrapes would drown them.
-  app.use("/v1/*", prometheus({ registry: metrics.registry }).registerMetrics);
+  // First, so that its span, log fields and timing wrap everything else.
+  app.use(observeRequests({ tracer, metrics, logger: logger.child("http") }));
   app.use(bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: (c) =>
@@ -56,7 +49,7 @@ export function createApp(deps: AppDeps) {
     "/v1",
     alertmanagerRoutes({
       ...deps,
-      logger: logger.getChild("alertmanager"),
+      logger: logger.child("alertmanager"),
       token: config.ALERTMANAGER_WEBHOOK_TOKEN,
       recipients: config.ALERTMANAGER_RECIPIENTS,
     }),
@@ -103,7 +96,7 @@ export function createApp(deps: AppDeps) {
   });
   app.get("/docs", swaggerUI({ url: "/openapi.json", title: "vigil API" }));
 
-  app.onError(errorHandler(logger.getChild("http")));
+  app.onError(errorHandler(logger.child("http")));
   app.notFound(notFoundHandler);
   return app;
 }

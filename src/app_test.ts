@@ -23,9 +23,9 @@ dbTest("http: one JSON log line per request with the route pattern", async (_t, 
     headers: { "x-request-id": "req-42" },
   });
   assertEquals(res.status, 404);
-  const lines = logs().filter((r) => r.category.join(".") === "vigil.http");
+  const lines = logs().filter((r) => r.logger === "vigil.http");
   assertEquals(lines.length, 1);
-  const { properties } = lines[0];
+  const { fields: properties } = lines[0];
   assertEquals(properties.request_id, "req-42");
   assertEquals(properties.method, "DELETE");
   assertEquals(properties.route, "/v1/api-keys/:id");
@@ -67,8 +67,8 @@ dbTest(
     assert(!JSON.stringify(res.body).includes("at "), "no stack trace");
     const logged = logs().find((r) => r.level === "error");
     assert(logged, "the error is logged");
-    assertEquals(logged.properties.request_id, "boom-1");
-    assert((logged.properties.error as Error).stack?.includes("secret internals"));
+    assertEquals(logged.fields.request_id, "boom-1");
+    assert((logged.fields.error as Error).stack?.includes("secret internals"));
   },
 );
 

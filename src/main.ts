@@ -27,7 +27,7 @@ function configOrExit(): Config {
 
 async function main() {
   const config = configOrExit();
-  await setupLogging({ level: config.LOG_LEVEL });
+  setupLogging({ level: config.LOG_LEVEL });
   const logger = rootLogger;
   const clock = systemClock;
   const startedAt = clock.now();
@@ -38,8 +38,8 @@ async function main() {
 
   const db = await openDatabase(config);
   logger.info("database connected ({kind})", { kind: db.kind });
-  await migrate(db.sql, logger.getChild("db"));
-  await bootstrapAdmin(db.sql, config, clock, logger.getChild("users"));
+  await migrate(db.sql, logger.child("db"));
+  await bootstrapAdmin(db.sql, config, clock, logger.child("users"));
 
   const services = createServices({
     config,
@@ -52,7 +52,7 @@ async function main() {
   await services.remote.refresh(true);
   await loadExamplePatterns(config.PATTERNS_DIR, {
     ...services,
-    logger: logger.getChild("patterns"),
+    logger: logger.child("patterns"),
   });
 
   const app = createApp({ ...services, startedAt });
@@ -63,7 +63,7 @@ async function main() {
       logger.info("listening on http://{hostname}:{port}", { hostname, port }),
   }, app.fetch);
   const jobs = new AbortController();
-  scheduleJobs(services.jobs, { ...services, logger: logger.getChild("jobs") }, jobs.signal);
+  scheduleJobs(services.jobs, { ...services, logger: logger.child("jobs") }, jobs.signal);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -82,7 +82,7 @@ async function main() {
     await db.close();
     logger.info("stopped");
     clearTimeout(deadline);
-    await closeLogging();
+    closeLogging();
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -97,6 +97,6 @@ try {
     message: error instanceof Error ? error.message : String(error),
     error,
   });
-  await closeLogging();
+  closeLogging();
   Deno.exit(1);
 }

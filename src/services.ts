@@ -49,28 +49,28 @@ export function createServices(base: BaseDeps) {
     runtime,
     clock,
     policy,
-    logger: logger.getChild("agents"),
+    logger: logger.child("agents"),
   });
   const orchestrator = new Orchestrator({ runtime, metrics, tracer, clock });
   const patterns = new PatternService({ sql, clock, runtime, remote, orchestrator });
 
   const senders = {
     inapp: inappSender(sql, clock),
-    email: emailSender(config, logger.getChild("email")),
+    email: emailSender(config, logger.child("email")),
     webhook: webhookSender(sql, clock, policy),
   };
   const dispatcher = new Dispatcher({
     sql,
     clock,
     metrics,
-    logger: logger.getChild("delivery"),
+    logger: logger.child("delivery"),
     senders,
   });
   const evaluator = new AlertEvaluator({
     sql,
     clock,
     metrics,
-    logger: logger.getChild("alerts"),
+    logger: logger.child("alerts"),
     patterns,
     runtime,
     dispatcher,
@@ -78,7 +78,7 @@ export function createServices(base: BaseDeps) {
   metrics.sources.dlqCounts = () => dlqCounts(sql);
 
   const jobs: Job[] = [
-    evaluateJob({ sql, evaluator }),
+    evaluateJob({ sql, evaluator, dispatcher }),
     retryJob(dispatcher),
     pruneRunsJob(sql, config.PATTERN_RUN_RETENTION_DAYS),
   ];

@@ -345,7 +345,7 @@ dbTest(
     });
     app.gauge.value = 50;
 
-    const job = { sql: db.sql, evaluator: app.evaluator };
+    const job = { sql: db.sql, evaluator: app.evaluator, dispatcher: app.dispatcher };
     assertEquals(await evaluateDueAlerts(job, app.clock.now()), {
       evaluated: 4,
       matched: 3,
@@ -414,13 +414,14 @@ dbTest(
           next_eval_at: new Date(alert.next_eval_at),
         };
         const now = a.clock.now();
-        const results = await Promise.all([
-          a.evaluator.fire(stored, 99, now),
-          b.evaluator.fire(stored, 99, now),
-          a.evaluator.fire(stored, 99, now),
-          b.evaluator.fire(stored, 99, now),
-        ]);
+        const replicas = [a, b, a, b];
+        const results = await Promise.all(replicas.map((r) => r.evaluator.fire(stored, 99, now)));
         assertEquals(results.filter((r) => r.fired).length, 1);
+        await Promise.all(
+          results.map((r, i) =>
+            replicas[i].dispatcher.deliver(r.deliveries.filter((d) => d.status === "pending"))
+          ),
+        );
         const [{ n }] = await db.sql`
         select count(*)::int as n from alert_deliveries where alert_id = ${alert.id} and status <> 'suppressed'`;
         assertEquals(n, 1);

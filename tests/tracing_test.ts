@@ -115,8 +115,8 @@ dbTest("tracing: spans, parents, attributes and propagation", async (t, db) => {
     assertEquals(res.body.trace_id, TRACE_ID);
     const [row] = await db.sql`select trace_id from pattern_runs where id = ${res.body.run_id}`;
     assertEquals(row.trace_id, TRACE_ID);
-    const line = logs().find((r) => r.properties.route === "/v1/patterns/:id/run");
-    assertEquals(line?.properties.trace_id, TRACE_ID);
+    const line = logs().find((r) => r.fields.route === "/v1/patterns/:id/run");
+    assertEquals(line?.fields.trace_id, TRACE_ID);
   });
 
   await t.step("a failed agent call: error status and an exception event", async () => {

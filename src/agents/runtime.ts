@@ -37,7 +37,6 @@ export interface InvokeOptions {
   cache?: RunCache;
   /** Shorter than the agent's own timeout, when a step asks for it. */
   timeoutMs?: number;
-  signal?: AbortSignal;
   runId?: string;
   patternId?: string;
   requestId?: string;
@@ -194,8 +193,6 @@ export class AgentRuntime {
     options: InvokeOptions,
   ): Promise<unknown> {
     const controller = new AbortController();
-    const onAbort = () => controller.abort(options.signal?.reason);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -219,7 +216,6 @@ export class AgentRuntime {
       ]);
     } finally {
       clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 

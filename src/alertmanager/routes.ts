@@ -141,12 +141,13 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
       }
       const now = deps.clock.now();
       // One transaction for the whole notification: all of it is accepted, or none.
-      const perAlert: Enqueued[][] = await deps.sql.begin(async (tx) => {
-        const all: Enqueued[][] = [];
+      const perAlert: Enqueued["deliveries"][] = await deps.sql.begin(async (tx) => {
+        const all: Enqueued["deliveries"][] = [];
         for (const alert of body.alerts) {
-          const deliveries: Enqueued[] = [];
+          const deliveries: Enqueued["deliveries"] = [];
           for (const user of users) {
-            deliveries.push(...(await enqueue(tx, intentFor(alert, user), now)).deliveries);
+            const intent = intentFor(alert, user);
+            deliveries.push(...(await enqueue(tx, intent, now, { serialized: false })).deliveries);
           }
           all.push(deliveries);
         }
@@ -161,7 +162,7 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
       deps.metrics.alertsFired.inc(
         perAlert.filter((ds) => ds.some((d) => d.status === "pending")).length,
       );
-      const sent = await deps.dispatcher.dispatch(pending.map((d) => d.id));
+      const sent = await deps.dispatcher.deliver(pending);
       return c.json({
         alerts: body.alerts.length,
         recipients: users.length,

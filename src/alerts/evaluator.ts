@@ -9,7 +9,7 @@ import type { AgentRuntime } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import type { Dispatcher, DispatchStatus } from "../delivery/dispatcher.ts";
-import { type DeliveryIntent, enqueue } from "../delivery/outbox.ts";
+import { type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
 import type { Channel, DeliveryPayload } from "../delivery/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -33,6 +33,13 @@ export interface Evaluation {
   error?: string;
 }
 
+/** A firing: what was decided and written, before anything is sent. */
+export interface Firing {
+  fired: boolean;
+  suppressed_by?: "cooldown" | "content";
+  deliveries: Enqueued["deliveries"];
+}
+
 export interface EvaluatorDeps {
   sql: Sql;
   clock: Clock;
@@ -47,15 +54,39 @@ function describe(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
+const summary = (d: Enqueued["deliveries"][number]): DeliverySummary => ({
+  id: d.id,
+  channel: d.channel,
+  status: d.status,
+});
+
 export class AlertEvaluator {
   constructor(private readonly deps: EvaluatorDeps) {}
 
+  /** Evaluates now; on a match fires (unless a dry run) and sends at once. */
   async evaluate(alert: Alert, now: Date, options: { dryRun?: boolean } = {}): Promise<Evaluation> {
-    let value: unknown;
-    let matched: boolean;
+    const checked = await this.check(alert);
+    if (!checked.matched || options.dryRun) return { ...checked, fired: false, deliveries: [] };
+    const firing = await this.fire(alert, checked.value, now);
+    const sent = await this.deps.dispatcher.deliver(
+      firing.deliveries.filter((d) => d.status === "pending"),
+    );
+    const byId = new Map(sent.map((s) => [s.id, s]));
+    return {
+      ...checked,
+      fired: firing.fired,
+      ...(firing.suppressed_by ? { suppressed_by: firing.suppressed_by } : {}),
+      deliveries: firing.deliveries.map((d) => byId.get(d.id) ?? summary(d)),
+    };
+  }
+
+  /** Runs the condition: its value and whether it matches, or why it could not be evaluated. */
+  async check(alert: Alert): Promise<{ value: unknown; matched: boolean; error?: string }> {
     try {
-      value = await this.#conditionValue(alert);
-      matched = compare(value, alert.condition.op, alert.condition.threshold);
+      const value = await this.#conditionValue(alert);
+      const matched = compare(value, alert.condition.op, alert.condition.threshold);
+      this.deps.metrics.alertEvaluations.inc({ result: matched ? "matched" : "not_matched" });
+      return { value, matched };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.deps.metrics.alertEvaluations.inc({ result: "error" });
@@ -63,11 +94,8 @@ export class AlertEvaluator {
         alert_id: alert.id,
         error: message,
       });
-      return { value: null, matched: false, fired: false, deliveries: [], error: message };
+      return { value: null, matched: false, error: message };
     }
-    this.deps.metrics.alertEvaluations.inc({ result: matched ? "matched" : "not_matched" });
-    if (!matched || options.dryRun) return { value, matched, fired: false, deliveries: [] };
-    return { value, matched, ...await this.fire(alert, value, now) };
   }
 
   /** The value the condition's path points at; throws when it cannot be obtained. */
@@ -88,17 +116,18 @@ export class AlertEvaluator {
     return value;
   }
 
-  /** Fires a matched alert: cooldown, content de-duplication, outbox, then dispatch. */
-  async fire(
-    alert: Alert,
-    value: unknown,
-    now: Date,
-  ): Promise<Omit<Evaluation, "value" | "matched">> {
+  /**
+   * Fires a matched alert in one transaction: claims the cooldown, de-duplicates by content and
+   * writes the delivery intents, leased to this process. Sending is the caller's next step.
+   */
+  async fire(alert: Alert, value: unknown, now: Date): Promise<Firing> {
     const c = alert.condition;
     const message = `${alert.name}: ${c.path || "value"} is ${describe(value)} (${c.op} ${
       describe(c.threshold)
     })`;
     const outcome = await this.deps.sql.begin(async (tx) => {
+      // The row lock taken here also serializes concurrent firings of this alert for the
+      // content check below.
       const [claimed] = await tx<{ email: string }[]>`
         update alerts set last_fired_at = ${now}
         where id = ${alert.id}
@@ -124,13 +153,18 @@ export class AlertEvaluator {
       if (alert.channels.webhook) {
         channels.push({ channel: "webhook", extra: { webhook_url: alert.channels.webhook.url } });
       }
-      return await enqueue(tx, {
-        userId: alert.user_id,
-        alertId: alert.id,
-        channels,
-        payload,
-        dedupKey: { alert_id: alert.id, user_id: alert.user_id, condition: c, message },
-      }, now);
+      return await enqueue(
+        tx,
+        {
+          userId: alert.user_id,
+          alertId: alert.id,
+          channels,
+          payload,
+          dedupKey: { alert_id: alert.id, user_id: alert.user_id, condition: c, message },
+        },
+        now,
+        { serialized: true },
+      );
     });
 
     if (!outcome) return { fired: false, suppressed_by: "cooldown", deliveries: [] };
@@ -141,11 +175,6 @@ export class AlertEvaluator {
       return { fired: false, suppressed_by: "content", deliveries: outcome.deliveries };
     }
     this.deps.metrics.alertsFired.inc();
-    const sent = await this.deps.dispatcher.dispatch(outcome.deliveries.map((d) => d.id));
-    const byId = new Map(sent.map((s) => [s.id, s]));
-    return {
-      fired: true,
-      deliveries: outcome.deliveries.map((d) => byId.get(d.id) ?? d),
-    };
+    return { fired: true, deliveries: outcome.deliveries };
   }
 }

@@ -3,7 +3,7 @@
  * transaction and recorded in `schema_migrations`. Every transaction first takes a
  * transaction-scoped advisory lock, so processes starting together apply each file exactly once.
  */
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../observability/logger.ts";
 import type { Sql } from "./database.ts";
 
 export const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);

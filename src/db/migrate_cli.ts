@@ -6,14 +6,14 @@ import { migrate } from "./migrate.ts";
 
 try {
   const config = loadConfig(Deno.env.toObject());
-  await setupLogging({ level: config.LOG_LEVEL });
+  setupLogging({ level: config.LOG_LEVEL });
   const db = await openDatabase(config);
   try {
-    const applied = await migrate(db.sql, rootLogger.getChild("db"));
+    const applied = await migrate(db.sql, rootLogger.child("db"));
     rootLogger.info("migrations up to date ({count} applied now)", { count: applied.length });
   } finally {
     await db.close();
-    await closeLogging();
+    closeLogging();
   }
 } catch (error) {
   const message = error instanceof ConfigError ? error.message : `migration failed: ${error}`;

@@ -1,15 +1,17 @@
 /**
- * Sends deliveries and records every attempt.
+ * Sends deliveries and records every attempt, in batches.
  *
- * - First attempts (`dispatch`): right after the outbox commit. A delivery is leased before it is
- *   sent, so a second sender skips it; success → `delivered`; failure → `failed` plus a DLQ row
- *   due in 5 min (or `exhausted` at once for a permanent error), in one transaction.
- * - Stale pending deliveries (`sweepStale`): the sender died between commit and send; once the
- *   delivery is 2 min old and unleased, it is sent like a first attempt.
- * - Retries (`retryDue`): due DLQ rows are claimed with FOR UPDATE SKIP LOCKED and leased; success
- *   deletes the DLQ row; failure schedules the next retry after 5 min, 30 min, 2 h, 12 h, 24 h,
- *   and the 5th failed retry leaves the row `exhausted` (kept, and replayable by hand).
+ * - First attempts (`deliver`): deliveries the outbox wrote leased to this process. Success →
+ *   `delivered`; failure → `failed` plus a DLQ row due in 5 min (`exhausted` at once for a
+ *   permanent error).
+ * - Abandoned deliveries (`sweepStale`): pending for 2 min with an expired lease — the sender
+ *   died between commit and send — are leased again and sent like first attempts.
+ * - Retries (`retryDue`): due DLQ rows are claimed with FOR UPDATE SKIP LOCKED and leased;
+ *   success deletes the row; failure schedules the next retry after 5 min, 30 min, 2 h, 12 h,
+ *   24 h, and the 5th failed retry leaves it `exhausted` (kept, and replayable by hand).
  *
+ * A batch's outcomes are written by one statement (attempts, delivery status, DLQ), so a batch
+ * is recorded entirely or not at all; channels that can (in-app) send a batch in one write.
  * Every attempt of a delivery carries the delivery id as the provider's idempotency key.
  */
 import type { Clock } from "../clock.ts";
@@ -17,17 +19,8 @@ import type { Sql } from "../db/database.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { mapPool } from "../util/pool.ts";
+import { BACKOFF_MS, LEASE_MS, MAX_RETRIES, STALE_PENDING_MS } from "./schedule.ts";
 import type { Channel, Delivery, Sender, SendResult } from "./types.ts";
-
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-/** Wait before retry n (index 0: the first failure → first retry). */
-export const BACKOFF_MS = [5 * MINUTE, 30 * MINUTE, 2 * HOUR, 12 * HOUR, 24 * HOUR] as const;
-export const MAX_RETRIES = BACKOFF_MS.length;
-/** How long a sender holds a delivery; another sender takes it over after that. */
-export const LEASE_MS = 2 * MINUTE;
-/** A pending delivery older than this, and not leased, was abandoned by its sender. */
-export const STALE_PENDING_MS = 2 * MINUTE;
 
 export type DispatchStatus = "delivered" | "failed" | "exhausted";
 
@@ -44,8 +37,10 @@ export interface DispatcherDeps {
   metrics: Metrics;
   logger: Logger;
   senders: Record<Channel, Sender>;
-  /** Sends in flight at once. */
+  /** Sends in flight at once, for channels that send one at a time. */
   concurrency?: number;
+  /** Rows claimed per batch by the retry job and the sweep. */
+  batchSize?: number;
 }
 
 interface Attempt {
@@ -54,30 +49,34 @@ interface Attempt {
   durationMs: number;
 }
 
+/** A claimed DLQ row with its delivery. */
+interface DueRetry {
+  dlqId: string;
+  retryCount: number;
+  delivery: Delivery;
+}
+
 const after = (now: Date, ms: number) => new Date(now.getTime() + ms);
+const errorOf = (r: SendResult) => (r.ok ? null : r.error);
 
 export class Dispatcher {
   readonly #concurrency: number;
+  readonly #batchSize: number;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.#concurrency = deps.concurrency ?? 16;
+    this.#batchSize = deps.batchSize ?? 200;
   }
 
-  /** First attempt for pending deliveries (those another sender holds are skipped). */
-  async dispatch(ids: string[]): Promise<DispatchOutcome[]> {
-    if (ids.length === 0) return [];
-    const now = this.deps.clock.now();
-    const claimed = await this.deps.sql<Delivery[]>`
-      update alert_deliveries
-      set attempts = attempts + 1, lease_until = ${after(now, LEASE_MS)}
-      where id = any(${ids}::uuid[]) and status = 'pending'
-        and (lease_until is null or lease_until <= ${now})
-      returning id, alert_id, user_id, channel, payload, attempts`;
-    return await this.#sendFirst(claimed);
+  /** First attempts of deliveries this process holds the lease on. */
+  async deliver(deliveries: Delivery[]): Promise<DispatchOutcome[]> {
+    if (deliveries.length === 0) return [];
+    const attempts = await this.#sendAll(deliveries);
+    return await this.#recordFirst(attempts, this.deps.clock.now());
   }
 
-  /** Sends pending deliveries that their sender abandoned; returns how many. */
-  async sweepStale(now: Date, batchSize = 100): Promise<DispatchOutcome[]> {
+  /** Sends pending deliveries that their sender abandoned. */
+  async sweepStale(now: Date): Promise<DispatchOutcome[]> {
     const outcomes: DispatchOutcome[] = [];
     while (true) {
       const claimed = await this.deps.sql<Delivery[]>`
@@ -87,7 +86,7 @@ export class Dispatcher {
           select id from alert_deliveries
           where status = 'pending' and created_at <= ${after(now, -STALE_PENDING_MS)}
             and (lease_until is null or lease_until <= ${now})
-          order by created_at limit ${batchSize}
+          order by created_at limit ${this.#batchSize}
           for update skip locked
         ) stale
         where d.id = stale.id
@@ -96,169 +95,202 @@ export class Dispatcher {
         this.deps.logger.warn("re-sending {count} abandoned pending deliveries", {
           count: claimed.length,
         });
+        outcomes.push(...await this.#recordFirst(await this.#sendAll(claimed), now));
       }
-      outcomes.push(...await this.#sendFirst(claimed));
-      if (claimed.length < batchSize) return outcomes;
+      if (claimed.length < this.#batchSize) return outcomes;
     }
   }
 
-  /** Retries due DLQ rows in batches until none is due; returns the outcomes. */
-  async retryDue(now: Date, batchSize = 100): Promise<DispatchOutcome[]> {
+  /** Retries due DLQ rows in batches until none is due. */
+  async retryDue(now: Date): Promise<DispatchOutcome[]> {
     const outcomes: DispatchOutcome[] = [];
     while (true) {
-      const batch = await this.#claimDue(now, batchSize);
-      const attempts = await mapPool(batch, this.#concurrency, (row) => this.#send(row.delivery));
-      for (const [i, attempt] of attempts.entries()) {
-        outcomes.push(await this.#recordRetry(batch[i].dlqId, batch[i].retryCount, attempt, now));
+      const due = await this.#claimDue(now);
+      if (due.length > 0) {
+        const attempts = await this.#sendAll(due.map((d) => d.delivery));
+        outcomes.push(...await this.#recordRetries(due, attempts, now));
       }
-      if (batch.length < batchSize) return outcomes;
+      if (due.length < this.#batchSize) return outcomes;
     }
   }
 
-  async #claimDue(now: Date, batchSize: number) {
-    return await this.deps.sql.begin(async (tx) => {
-      const rows = await tx<{ id: string; delivery_id: string; retry_count: number }[]>`
+  async #claimDue(now: Date): Promise<DueRetry[]> {
+    const rows = await this.deps.sql<(Delivery & { dlq_id: string; retry_count: number })[]>`
+      with due as (
         update alert_dlq q
         set next_retry_at = ${after(now, LEASE_MS)}, last_retry_at = ${now}
         from (
           select id from alert_dlq
           where state = 'pending' and next_retry_at <= ${now}
-          order by next_retry_at limit ${batchSize}
+          order by next_retry_at limit ${this.#batchSize}
           for update skip locked
-        ) due
-        where q.id = due.id
-        returning q.id, q.delivery_id, q.retry_count`;
-      if (rows.length === 0) return [];
-      const deliveries = await tx<Delivery[]>`
-        update alert_deliveries set attempts = attempts + 1
-        where id = any(${rows.map((r) => r.delivery_id)}::uuid[])
-        returning id, alert_id, user_id, channel, payload, attempts`;
-      const byId = new Map(deliveries.map((d) => [d.id, d]));
-      return rows.map((r) => ({
-        dlqId: r.id,
-        retryCount: r.retry_count,
-        delivery: byId.get(r.delivery_id)!,
-      }));
-    });
+        ) picked
+        where q.id = picked.id
+        returning q.id, q.delivery_id, q.retry_count
+      )
+      update alert_deliveries d set attempts = d.attempts + 1
+      from due where d.id = due.delivery_id
+      returning d.id, d.alert_id, d.user_id, d.channel, d.payload, d.attempts,
+                due.id as dlq_id, due.retry_count`;
+    return rows.map(({ dlq_id, retry_count, ...delivery }) => ({
+      dlqId: dlq_id,
+      retryCount: retry_count,
+      delivery,
+    }));
   }
 
-  async #sendFirst(claimed: Delivery[]): Promise<DispatchOutcome[]> {
-    return await mapPool(claimed, this.#concurrency, async (delivery) => {
-      const attempt = await this.#send(delivery);
-      return await this.#recordFirst(attempt);
-    });
-  }
-
-  async #send(delivery: Delivery): Promise<Attempt> {
-    const started = performance.now();
-    let result: SendResult;
-    try {
-      result = await this.deps.senders[delivery.channel].send(
-        delivery,
-        AbortSignal.timeout(LEASE_MS / 2),
+  /** Sends a batch, by channel: at once where the channel can, else with bounded concurrency. */
+  async #sendAll(deliveries: Delivery[]): Promise<Attempt[]> {
+    const byChannel = new Map<Channel, Delivery[]>();
+    for (const d of deliveries) byChannel.set(d.channel, [...(byChannel.get(d.channel) ?? []), d]);
+    const attempts: Attempt[] = [];
+    for (const [channel, group] of byChannel) {
+      const sender = this.deps.senders[channel];
+      const signal = AbortSignal.timeout(LEASE_MS / 2);
+      if (sender.sendMany) {
+        const started = performance.now();
+        const results = await sender.sendMany(group, signal).catch((error) =>
+          group.map((): SendResult => ({
+            ok: false,
+            permanent: false,
+            error: (error as Error).message,
+          }))
+        );
+        const durationMs = (performance.now() - started) / group.length;
+        group.forEach((delivery, i) => attempts.push({ delivery, result: results[i], durationMs }));
+      } else {
+        attempts.push(
+          ...await mapPool(group, this.#concurrency, async (delivery) => {
+            const started = performance.now();
+            const result = await sender.send(delivery, signal).catch((error): SendResult => ({
+              ok: false,
+              permanent: false,
+              error: (error as Error).message,
+            }));
+            return { delivery, result, durationMs: performance.now() - started };
+          }),
+        );
+      }
+    }
+    for (const a of attempts) {
+      this.deps.metrics.deliveryDuration.observe(
+        { channel: a.delivery.channel },
+        a.durationMs / 1000,
       );
-    } catch (error) {
-      result = { ok: false, permanent: false, error: (error as Error).message ?? String(error) };
     }
-    const durationMs = performance.now() - started;
-    this.deps.metrics.deliveryDuration.observe({ channel: delivery.channel }, durationMs / 1000);
-    return { delivery, result, durationMs };
+    return attempts;
   }
 
-  async #recordFirst({ delivery, result, durationMs }: Attempt): Promise<DispatchOutcome> {
-    const now = this.deps.clock.now();
-    const status: DispatchStatus = result.ok
-      ? "delivered"
-      : result.permanent
-      ? "exhausted"
-      : "failed";
-    await this.deps.sql.begin(async (tx) => {
-      await tx`
-        insert into delivery_attempts (delivery_id, attempt, at, outcome, error, provider_status, duration_ms)
-        values (${delivery.id}, ${delivery.attempts}, ${now}, ${status},
-                ${result.ok ? null : result.error}, ${
-        result.providerStatus ?? null
-      }, ${durationMs})`;
-      if (result.ok) {
-        await tx`
-          update alert_deliveries
-          set status = 'delivered', delivered_at = ${now}, lease_until = null, last_error = null
-          where id = ${delivery.id}`;
-        return;
-      }
-      await tx`
-        update alert_deliveries set status = ${status}, last_error = ${result.error}, lease_until = null
-        where id = ${delivery.id}`;
-      const due = status === "failed"
-        ? after(now, Math.max(BACKOFF_MS[0], result.retryAfterMs ?? 0))
-        : null;
-      await tx`
-        insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state, created_at)
-        values (${delivery.id}, ${result.error}, 0, ${due}, ${
-        status === "failed" ? "pending" : "exhausted"
-      }, ${now})
-        on conflict (delivery_id) do nothing`;
-    });
-    this.deps.metrics.deliveries.inc({ channel: delivery.channel, status });
-    if (!result.ok) {
-      this.deps.logger.warn("delivery {id} via {channel} failed: {error}", {
+  /** Records first attempts: delivery status, the attempt, and a DLQ row for each failure. */
+  async #recordFirst(attempts: Attempt[], now: Date): Promise<DispatchOutcome[]> {
+    const rows = attempts.map(({ delivery, result, durationMs }) => {
+      const status: DispatchStatus = result.ok
+        ? "delivered"
+        : result.permanent
+        ? "exhausted"
+        : "failed";
+      return {
         id: delivery.id,
-        channel: delivery.channel,
-        error: result.error,
-        permanent: result.permanent,
-      });
-    }
-    return {
-      id: delivery.id,
-      channel: delivery.channel,
-      status,
-      ...(result.ok ? {} : { error: result.error }),
-    };
+        attempt: delivery.attempts,
+        status,
+        error: errorOf(result),
+        provider_status: result.providerStatus ?? null,
+        duration_ms: durationMs,
+        due: status === "failed"
+          ? after(now, Math.max(BACKOFF_MS[0], result.ok ? 0 : result.retryAfterMs ?? 0))
+          : null,
+      };
+    });
+    await this.deps.sql`
+      with o as (
+        select * from jsonb_to_recordset(${this.deps.sql.json(rows as never)})
+          as o(id uuid, attempt int, status text, error text, provider_status int, duration_ms float8, due timestamptz)
+      ), updated as (
+        update alert_deliveries d
+        set status = o.status, last_error = o.error, lease_until = null,
+            delivered_at = case when o.status = 'delivered' then ${now}::timestamptz else d.delivered_at end
+        from o where d.id = o.id
+      ), attempts as (
+        insert into delivery_attempts (delivery_id, attempt, at, outcome, error, provider_status, duration_ms)
+        select o.id, o.attempt, ${now}, o.status, o.error, o.provider_status, o.duration_ms from o
+      )
+      insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state, created_at)
+      select o.id, o.error, 0, o.due, case when o.status = 'failed' then 'pending' else 'exhausted' end, ${now}
+      from o where o.status <> 'delivered'
+      on conflict (delivery_id) do nothing`;
+    return rows.map((row, i) => {
+      const { delivery, result } = attempts[i];
+      this.deps.metrics.deliveries.inc({ channel: delivery.channel, status: row.status });
+      if (!result.ok) {
+        this.deps.logger.warn("delivery {id} via {channel} failed: {error}", {
+          id: delivery.id,
+          channel: delivery.channel,
+          error: result.error,
+          permanent: result.permanent,
+        });
+      }
+      return this.#outcome(delivery, row.status, result);
+    });
   }
 
-  async #recordRetry(
-    dlqId: string,
-    retryCount: number,
-    attempt: Attempt,
+  /** Records retries: delete the DLQ row on success, else schedule the next or give up. */
+  async #recordRetries(
+    due: DueRetry[],
+    attempts: Attempt[],
     now: Date,
-  ): Promise<DispatchOutcome> {
-    const { delivery, result, durationMs } = attempt;
-    const retries = retryCount + 1;
-    const status: DispatchStatus = result.ok
-      ? "delivered"
-      : result.permanent || retries >= MAX_RETRIES
-      ? "exhausted"
-      : "failed";
-    await this.deps.sql.begin(async (tx) => {
-      await tx`
-        insert into delivery_attempts (delivery_id, attempt, at, outcome, error, provider_status, duration_ms)
-        values (${delivery.id}, ${delivery.attempts}, ${now}, ${status},
-                ${result.ok ? null : result.error}, ${
-        result.providerStatus ?? null
-      }, ${durationMs})`;
-      if (result.ok) {
-        await tx`delete from alert_dlq where id = ${dlqId}`;
-        await tx`
-          update alert_deliveries set status = 'delivered', delivered_at = ${now}, last_error = null
-          where id = ${delivery.id}`;
-        return;
-      }
-      const due = status === "failed"
-        ? after(now, Math.max(BACKOFF_MS[retries], result.retryAfterMs ?? 0))
-        : null;
-      await tx`
-        update alert_dlq
-        set retry_count = ${retries}, error_message = ${result.error}, next_retry_at = ${due},
-            state = ${status === "failed" ? "pending" : "exhausted"}
-        where id = ${dlqId}`;
-      await tx`
-        update alert_deliveries set status = ${status}, last_error = ${result.error}
-        where id = ${delivery.id}`;
+  ): Promise<DispatchOutcome[]> {
+    const rows = attempts.map(({ delivery, result, durationMs }, i) => {
+      const retries = due[i].retryCount + 1;
+      const status: DispatchStatus = result.ok
+        ? "delivered"
+        : result.permanent || retries >= MAX_RETRIES
+        ? "exhausted"
+        : "failed";
+      return {
+        dlq_id: due[i].dlqId,
+        id: delivery.id,
+        attempt: delivery.attempts,
+        retries,
+        status,
+        error: errorOf(result),
+        provider_status: result.providerStatus ?? null,
+        duration_ms: durationMs,
+        due: status === "failed"
+          ? after(now, Math.max(BACKOFF_MS[retries], result.ok ? 0 : result.retryAfterMs ?? 0))
+          : null,
+      };
     });
-    this.deps.metrics.retryAttempts.inc({ channel: delivery.channel, outcome: status });
-    if (status !== "failed") {
-      this.deps.metrics.deliveries.inc({ channel: delivery.channel, status });
-    }
+    await this.deps.sql`
+      with o as (
+        select * from jsonb_to_recordset(${this.deps.sql.json(rows as never)})
+          as o(dlq_id uuid, id uuid, attempt int, retries int, status text, error text,
+               provider_status int, duration_ms float8, due timestamptz)
+      ), removed as (
+        delete from alert_dlq q using o where q.id = o.dlq_id and o.status = 'delivered'
+      ), rescheduled as (
+        update alert_dlq q
+        set retry_count = o.retries, error_message = o.error, next_retry_at = o.due,
+            state = case when o.status = 'failed' then 'pending' else 'exhausted' end
+        from o where q.id = o.dlq_id and o.status <> 'delivered'
+      ), updated as (
+        update alert_deliveries d
+        set status = o.status, last_error = o.error,
+            delivered_at = case when o.status = 'delivered' then ${now}::timestamptz else d.delivered_at end
+        from o where d.id = o.id
+      )
+      insert into delivery_attempts (delivery_id, attempt, at, outcome, error, provider_status, duration_ms)
+      select o.id, o.attempt, ${now}, o.status, o.error, o.provider_status, o.duration_ms from o`;
+    return rows.map((row, i) => {
+      const { delivery, result } = attempts[i];
+      this.deps.metrics.retryAttempts.inc({ channel: delivery.channel, outcome: row.status });
+      if (row.status !== "failed") {
+        this.deps.metrics.deliveries.inc({ channel: delivery.channel, status: row.status });
+      }
+      return this.#outcome(delivery, row.status, result);
+    });
+  }
+
+  #outcome(delivery: Delivery, status: DispatchStatus, result: SendResult): DispatchOutcome {
     return {
       id: delivery.id,
       channel: delivery.channel,

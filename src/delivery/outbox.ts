@@ -1,12 +1,17 @@
 /**
  * The outbox. Delivery intents are written in the caller's transaction (the one that decided to
  * send: an alert's cooldown claim, an Alertmanager notification), so that nothing accepted is
- * lost if the process dies before sending. Content de-duplication happens here: an intent whose
- * hash matches a pending or delivered delivery of the last 24 h is recorded as `suppressed`.
+ * lost if the process dies before sending. They are written already leased to this process for
+ * their first attempt; if it dies, the lease runs out and the retry job sends them.
+ *
+ * Content de-duplication happens here: an intent whose hash matches a pending or delivered
+ * delivery of the last 24 h is recorded as `suppressed`.
  */
 import type { TransactionSql } from "../db/database.ts";
-import { canonicalJson, sha256Hex } from "../util/json.ts";
-import type { Channel, DeliveryPayload } from "./types.ts";
+import { sha256Hex } from "../util/hash.ts";
+import { canonicalJson } from "../util/json.ts";
+import { LEASE_MS } from "./schedule.ts";
+import type { Channel, Delivery, DeliveryPayload } from "./types.ts";
 
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -21,56 +26,67 @@ export interface DeliveryIntent {
 }
 
 export interface Enqueued {
-  id: string;
-  channel: Channel;
-  status: "pending" | "suppressed";
+  suppressed: boolean;
+  /** Every row written; the pending ones are this process's to send. */
+  deliveries: (Delivery & { status: "pending" | "suppressed" })[];
 }
 
-export async function contentHash(dedupKey: unknown): Promise<string> {
-  return await sha256Hex(canonicalJson(dedupKey));
+export function contentHash(dedupKey: unknown): string {
+  return sha256Hex(canonicalJson(dedupKey));
 }
 
+/**
+ * Writes an intent. Two intents with the same content must not both pass the duplicate check:
+ * callers that already hold a lock serializing them (an alert's row, locked by its cooldown
+ * claim) pass `serialized: true`; otherwise a transaction-scoped advisory lock on the hash does.
+ */
 export async function enqueue(
   tx: TransactionSql,
   intent: DeliveryIntent,
   now: Date,
-): Promise<{ suppressed: boolean; deliveries: Enqueued[] }> {
-  const hash = await contentHash(intent.dedupKey);
-  // Serializes concurrent intents with the same content, so that the check below sees the other.
-  await tx`select pg_advisory_xact_lock(hashtextextended(${hash}, 0))`;
+  options: { serialized: boolean },
+): Promise<Enqueued> {
+  if (intent.channels.length === 0) return { suppressed: false, deliveries: [] };
+  const hash = contentHash(intent.dedupKey);
+  if (!options.serialized) await tx`select pg_advisory_xact_lock(hashtextextended(${hash}, 0))`;
   const since = new Date(now.getTime() - DEDUP_WINDOW_MS);
-  const [duplicate] = await tx`
-    select 1 from alert_deliveries
-    where content_hash = ${hash} and status in ('pending', 'delivered') and created_at > ${since}
-    limit 1`;
-  const status = duplicate ? "suppressed" : "pending";
+  const lease = new Date(now.getTime() + LEASE_MS);
   const rows = intent.channels.map(({ channel, extra }) => ({
     id: crypto.randomUUID(),
-    alert_id: intent.alertId,
-    user_id: intent.userId,
     channel,
-    content_hash: hash,
-    payload: { ...intent.payload, ...extra } as Record<string, unknown>,
-    status,
-    created_at: now,
+    payload: { ...intent.payload, ...extra } as DeliveryPayload,
   }));
-  if (rows.length === 0) return { suppressed: Boolean(duplicate), deliveries: [] };
-  await tx`
-    insert into alert_deliveries ${
-    tx(
-      rows as never,
-      "id",
-      "alert_id",
-      "user_id",
-      "channel",
-      "content_hash",
-      "payload",
-      "status",
-      "created_at",
+  // The duplicate check runs in its own statement, after any lock was taken, so that it sees
+  // what a concurrent writer committed meanwhile.
+  const inserted = await tx<{ id: string; status: "pending" | "suppressed" }[]>`
+    with duplicate as (
+      select exists (
+        select 1 from alert_deliveries
+        where content_hash = ${hash} and status in ('pending', 'delivered') and created_at > ${since}
+      ) as found
     )
-  }`;
+    insert into alert_deliveries
+      (id, alert_id, user_id, channel, content_hash, payload, status, attempts, lease_until, created_at)
+    select r.id, ${intent.alertId}::uuid, ${intent.userId}::uuid, r.channel, ${hash}, r.payload,
+           case when duplicate.found then 'suppressed' else 'pending' end,
+           case when duplicate.found then 0 else 1 end,
+           case when duplicate.found then null else ${lease}::timestamptz end,
+           ${now}
+    from duplicate, jsonb_to_recordset(${
+    tx.json(rows as never)
+  }) as r(id uuid, channel text, payload jsonb)
+    returning id, status`;
+  const status = inserted[0].status;
   return {
-    suppressed: Boolean(duplicate),
-    deliveries: rows.map((r) => ({ id: r.id, channel: r.channel, status })),
+    suppressed: status === "suppressed",
+    deliveries: rows.map((r) => ({
+      id: r.id,
+      alert_id: intent.alertId,
+      user_id: intent.userId,
+      channel: r.channel,
+      payload: r.payload,
+      attempts: status === "pending" ? 1 : 0,
+      status,
+    })),
   };
 }

@@ -49,5 +49,7 @@ export interface SenderStatus {
 export interface Sender {
   channel: Channel;
   send(delivery: Delivery, signal: AbortSignal): Promise<SendResult>;
+  /** Channels that can send many at once (one database write for in-app) say so here. */
+  sendMany?(deliveries: Delivery[], signal: AbortSignal): Promise<SendResult[]>;
   status(): SenderStatus;
 }

@@ -4,7 +4,7 @@
  */
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../observability/logger.ts";
 import type { AppEnv } from "./env.ts";
 import { Problem, type ProblemBody, problemBody } from "./problem.ts";
 

@@ -32,6 +32,9 @@ const LATENCY_BUCKETS = [
   30,
 ];
 
+/** The HTTP buckets of @hono/prometheus, which the dashboards and SLO rules were written for. */
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
 export const VERSION = "1.0.0";
 
 /** Values read from elsewhere at scrape time (set once the database is known). */
@@ -47,6 +50,20 @@ export function createMetrics() {
   const metrics = {
     registry,
     sources,
+
+    httpRequests: new Counter({
+      name: "http_requests_total",
+      help: "API requests (/v1), by method, route pattern and status.",
+      labelNames: ["method", "status", "ok", "route"] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "Duration of API requests (/v1), by method, route pattern and status.",
+      labelNames: ["method", "status", "ok", "route"] as const,
+      buckets: HTTP_BUCKETS,
+      registers,
+    }),
 
     patternExecutions: new Counter({
       name: "pattern_executions_total",

@@ -63,8 +63,27 @@ export function isRequired(decl: InputDecl): boolean {
   return decl.required ?? decl.default === undefined;
 }
 
-/** The zod schema of a pattern's inputs: declared names only, types checked, defaults applied. */
+const compiled = new Map<string, z.ZodType<Record<string, unknown>>>();
+
+/**
+ * The zod schema of a pattern's inputs: declared names only, types checked, defaults applied.
+ * Memoized by the declaration: building it (and zod's compile on first parse) costs far more
+ * than the parse itself, and every run would otherwise pay for it.
+ */
 export function inputsSchema(
+  def: Pick<PatternDefinition, "inputs">,
+): z.ZodType<Record<string, unknown>> {
+  const key = JSON.stringify(def.inputs);
+  let schema = compiled.get(key);
+  if (!schema) {
+    if (compiled.size >= 1000) compiled.delete(compiled.keys().next().value!);
+    schema = buildInputsSchema(def);
+    compiled.set(key, schema);
+  }
+  return schema;
+}
+
+function buildInputsSchema(
   def: Pick<PatternDefinition, "inputs">,
 ): z.ZodType<Record<string, unknown>> {
   const shape: Record<string, z.ZodType> = {};

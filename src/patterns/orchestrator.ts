@@ -42,7 +42,6 @@ export interface RunRequest {
   inputs: Record<string, unknown>;
   userId: string | null;
   requestId?: string;
-  signal?: AbortSignal;
 }
 
 export interface OrchestratorDeps {
@@ -143,7 +142,6 @@ export class Orchestrator {
         const invocation = await runtime.invoke(step.capability, args, {
           cache,
           timeoutMs: step.timeout_ms,
-          signal: request.signal,
           runId,
           patternId: def.id,
           requestId: request.requestId,

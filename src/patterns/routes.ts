@@ -195,7 +195,6 @@ export function patternRoutes({ sql, patterns }: { sql: Sql; patterns: PatternSe
       const result = await patterns.run(c.req.valid("param").id, c.req.valid("json").inputs, {
         userId: c.get("principal").userId,
         requestId: c.get("requestId"),
-        signal: c.req.raw.signal,
       });
       const { user_id: _u, inputs: _i, ...body } = result;
       return c.json(body, 200);

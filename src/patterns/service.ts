@@ -28,8 +28,28 @@ export interface PatternServiceDeps {
   orchestrator: Orchestrator;
 }
 
+/**
+ * How long a run may use a definition read earlier. Runs skip a query; an update made through
+ * another replica reaches this one's runs within this time (its own updates, at once). Every
+ * run records the version it ran.
+ */
+export const DEFINITION_CACHE_MS = 2000;
+
 export class PatternService {
+  #definitions = new Map<string, { pattern: StoredPattern; until: number }>();
+
   constructor(private readonly deps: PatternServiceDeps) {}
+
+  /** The current definition for a run: from the short-lived cache, or the database. */
+  async #forRun(id: string): Promise<StoredPattern> {
+    const now = this.deps.clock.now().getTime();
+    const cached = this.#definitions.get(id);
+    if (cached && cached.until > now) return cached.pattern;
+    const pattern = await this.get(id);
+    if (this.#definitions.size >= 1000) this.#definitions.clear();
+    this.#definitions.set(id, { pattern, until: now + DEFINITION_CACHE_MS });
+    return pattern;
+  }
 
   /** Throws a 422 problem listing every problem of the definition. */
   async assertValid(def: PatternDefinition): Promise<void> {
@@ -54,6 +74,7 @@ export class PatternService {
     await this.assertValid(def);
     const stored = await updatePattern(this.deps.sql, def, this.deps.clock.now());
     if (!stored) throw Problem.notFound(`There is no pattern ${def.id}.`);
+    this.#definitions.delete(def.id);
     return stored;
   }
 
@@ -68,6 +89,7 @@ export class PatternService {
   }
 
   async delete(id: string): Promise<void> {
+    this.#definitions.delete(id);
     if (!await deletePattern(this.deps.sql, id)) {
       throw Problem.notFound(`There is no pattern ${id}.`);
     }
@@ -80,9 +102,9 @@ export class PatternService {
   async run(
     id: string,
     rawInputs: unknown,
-    context: { userId: string | null; requestId?: string; signal?: AbortSignal },
+    context: { userId: string | null; requestId?: string },
   ): Promise<RunResult> {
-    const { definition } = await this.get(id);
+    const { definition } = await this.#forRun(id);
     const parsed = inputsSchema(definition).safeParse(rawInputs ?? {});
     if (!parsed.success) throw Problem.invalid(fieldErrors(parsed.error, ["inputs"]));
     await this.deps.remote.refresh();
@@ -91,7 +113,6 @@ export class PatternService {
       inputs: parsed.data,
       userId: context.userId,
       requestId: context.requestId,
-      signal: context.signal,
     });
     await insertRun(this.deps.sql, result);
     return result;

@@ -1,8 +1,9 @@
 /**
  * Bearer-key authentication for `/v1`. A key is looked up by its SHA-256; the hash is then
- * compared again in constant time. Lookups are cached for AUTH_CACHE_SECONDS so that a busy
- * client costs no query per request; revoking through this process evicts at once, other
- * replicas notice within the cache lifetime. `last_used_at` is written when the cache refills.
+ * compared again in constant time. Verdicts are cached for AUTH_CACHE_SECONDS, keyed by the
+ * presented key itself, so that a busy client costs neither a query nor a hash per request;
+ * revoking through this process evicts at once, other replicas notice within the cache
+ * lifetime. `last_used_at` is written when the cache refills.
  */
 import type { MiddlewareHandler } from "hono";
 import type { Clock } from "../clock.ts";
@@ -14,6 +15,8 @@ import { hashApiKey, KEY_PREFIX, sameHash } from "./keys.ts";
 import { findKeyOwner, touchApiKey } from "./store.ts";
 
 type Verdict = { principal: Principal } | { problem: string };
+
+const MAX_CACHED = 10_000;
 
 export class Authenticator {
   #cache = new Map<string, { verdict: Verdict; expires: number }>();
@@ -28,12 +31,18 @@ export class Authenticator {
     const key = bearerToken(header);
     if (!key) throw Problem.unauthorized("Send an API key as `Authorization: Bearer <key>`.");
     if (!key.startsWith(KEY_PREFIX)) throw Problem.unauthorized("The API key is not valid.");
-    const hash = hashApiKey(key);
     const now = this.clock.now().getTime();
-    let entry = this.#cache.get(hash);
+    let entry = this.#cache.get(key);
     if (!entry || entry.expires <= now) {
-      entry = { verdict: await this.#lookup(hash), expires: now + this.cacheSeconds * 1000 };
-      if (this.cacheSeconds > 0) this.#cache.set(hash, entry);
+      entry = {
+        verdict: await this.#lookup(hashApiKey(key)),
+        expires: now + this.cacheSeconds * 1000,
+      };
+      if (this.cacheSeconds > 0) {
+        // Bounded: a flood of made-up keys evicts the oldest entries, it cannot grow memory.
+        if (this.#cache.size >= MAX_CACHED) this.#cache.delete(this.#cache.keys().next().value!);
+        this.#cache.set(key, entry);
+      }
     }
     if ("problem" in entry.verdict) throw Problem.unauthorized(entry.verdict.problem);
     return entry.verdict.principal;
@@ -41,9 +50,9 @@ export class Authenticator {
 
   /** Forgets cached lookups of a key, so that its revocation takes effect at once. */
   evictKey(keyId: string): void {
-    for (const [hash, entry] of this.#cache) {
+    for (const [key, entry] of this.#cache) {
       if ("principal" in entry.verdict && entry.verdict.principal.keyId === keyId) {
-        this.#cache.delete(hash);
+        this.#cache.delete(key);
       }
     }
   }

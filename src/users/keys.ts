@@ -1,5 +1,6 @@
 /** API keys: `vgl_` + 32 random bytes (base64url); only the SHA-256 of a key is ever stored. */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { sha256Hex } from "../util/hash.ts";
 
 export const KEY_PREFIX = "vgl_";
 
@@ -10,7 +11,7 @@ export function generateApiKey(): string {
 }
 
 export function hashApiKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return sha256Hex(key);
 }
 
 /** The first characters of a key, safe to show so that a user can tell their keys apart. */

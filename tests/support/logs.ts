@@ -4,7 +4,7 @@ import { type LogRecord, setupLogging } from "../../src/observability/logger.ts"
 const MAX = 5000;
 export const logRecords: LogRecord[] = [];
 
-await setupLogging({
+setupLogging({
   level: "debug",
   sink: (record) => {
     logRecords.push(record);

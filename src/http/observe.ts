@@ -1,0 +1,117 @@
+/**
+ * What vigil records about every request, in one middleware:
+ *
+ * - the request id: a valid incoming `X-Request-Id` is kept, otherwise one is generated; it is
+ *   echoed in the response;
+ * - the HTTP server span `{method} {route}` (continuing an incoming `traceparent`), whose context
+ *   also carries the request's log fields (request_id, trace_id) for every line logged inside;
+ * - one JSON log line: request_id, method, route (the pattern), status, duration_ms, user_id;
+ * - `http_requests_total` and `http_request_duration_seconds` by method, route, status and ok,
+ *   for API routes only (probes and scrapes are not API requests).
+ *
+ * It replaces Hono's requestId, @hono/otel and @hono/prometheus, which together cost about
+ * 50 µs a request here; this does the same work in a few (see the README's Performance).
+ */
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_URL_PATH,
+} from "@opentelemetry/semantic-conventions";
+import type { MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
+import { type Logger, withLogFields } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { AppEnv } from "./env.ts";
+
+const VALID_REQUEST_ID = /^[\w\-=.:]{1,128}$/;
+/** Probes and scrapes would drown the log: they are logged at debug level. */
+const QUIET = /^\/(health\/|metrics$)/;
+
+export function observeRequests(
+  deps: { tracer: Tracer; metrics: Metrics; logger: Logger },
+): MiddlewareHandler<AppEnv> {
+  const { tracer, metrics, logger } = deps;
+  // Metric children by "method route status": label hashing once per combination, not per request.
+  const children = new Map<
+    string,
+    { count: { inc(): void }; duration: { observe(v: number): void } }
+  >();
+
+  return async (c, next) => {
+    const started = performance.now();
+    const method = c.req.method;
+    const path = c.req.path;
+    const incoming = c.req.header("x-request-id");
+    const requestId = incoming && VALID_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    c.set("requestId", requestId);
+    c.header("X-Request-Id", requestId);
+
+    const traceparent = c.req.header("traceparent");
+    const parent = traceparent
+      ? propagation.extract(ROOT_CONTEXT, { traceparent, tracestate: c.req.header("tracestate") })
+      : ROOT_CONTEXT;
+    const span = tracer.startSpan(method, {
+      kind: SpanKind.SERVER,
+      attributes: { [ATTR_HTTP_REQUEST_METHOD]: method, [ATTR_URL_PATH]: path },
+    }, parent);
+    const traceId = span.spanContext().traceId;
+    const ctx = withLogFields(trace.setSpan(parent, span), {
+      request_id: requestId,
+      trace_id: traceId,
+    });
+
+    await context.with(ctx, next);
+
+    const route = routePath(c);
+    const status = c.res.status;
+    span.updateName(`${method} ${route}`);
+    span.setAttribute(ATTR_HTTP_ROUTE, route);
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (c.error) span.recordException(c.error);
+    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+
+    const seconds = (performance.now() - started) / 1000;
+    if (path.startsWith("/v1/")) {
+      const key = `${method} ${route} ${status}`;
+      let child = children.get(key);
+      if (!child) {
+        const labels = {
+          method,
+          route,
+          status: String(status),
+          ok: String(status >= 200 && status < 300),
+        };
+        child = {
+          count: metrics.httpRequests.labels(labels),
+          duration: metrics.httpDuration.labels(labels),
+        };
+        children.set(key, child);
+      }
+      child.count.inc();
+      child.duration.observe(seconds);
+    }
+
+    const fields = {
+      request_id: requestId,
+      trace_id: traceId,
+      method,
+      route,
+      status,
+      duration_ms: Math.round(seconds * 100_000) / 100,
+      user_id: c.get("principal")?.userId ?? null,
+    };
+    if (QUIET.test(path)) logger.debug("request", fields);
+    else logger.info("request", fields);
+  };
+}
