@@ -18,6 +18,14 @@ const DLQ_ROWS = 10_000;
 const ADMIN_KEY = "vgl_" + "b".repeat(43);
 const ROOT = new URL("../", import.meta.url).pathname;
 
+/** Exactly what `deno task start` runs (flags included), so that the figures are production's. */
+function startArgs(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const [deno, ...args] = (config.tasks.start as string).split(/\s+/);
+  if (deno !== "deno") throw new Error(`unexpected start task: ${config.tasks.start}`);
+  return args;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 const log = (line: string) => Deno.stderr.writeSync(new TextEncoder().encode(`bench: ${line}\n`));
@@ -157,7 +165,7 @@ async function main() {
 
     log("starting vigil and the bare Hono baseline");
     const vigilPort = freePort();
-    vigil = spawn(["run", "-A", "--unstable-cron", "src/main.ts"], {
+    vigil = spawn(startArgs(), {
       DATABASE_URL: dbUrl,
       HOST: "127.0.0.1",
       PORT: String(vigilPort),
