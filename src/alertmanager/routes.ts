@@ -10,7 +10,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
-import { type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
+import { contentHash, type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
 import { bearerToken } from "../http/bearer.ts";
 import type { AppEnv } from "../http/env.ts";
 import { createRouter, json, jsonBody, problems } from "../http/openapi.ts";
@@ -140,18 +140,20 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
         });
       }
       const now = deps.clock.now();
-      // One transaction for the whole notification: all of it is accepted, or none.
-      const perAlert: Enqueued["deliveries"][] = await deps.sql.begin(async (tx) => {
-        const all: Enqueued["deliveries"][] = [];
-        for (const alert of body.alerts) {
-          const deliveries: Enqueued["deliveries"] = [];
-          for (const user of users) {
-            const intent = intentFor(alert, user);
-            deliveries.push(...(await enqueue(tx, intent, now, { serialized: false })).deliveries);
-          }
-          all.push(deliveries);
+      // One transaction for the whole notification: all of it is accepted, or none. Intents
+      // are written in the order of their content hash, so that two concurrent notifications
+      // take their locks in the same order (no deadlock).
+      const intents = body.alerts
+        .flatMap((alert, index) => users.map((user) => ({ index, intent: intentFor(alert, user) })))
+        .map((i) => ({ ...i, hash: contentHash(i.intent.dedupKey) }))
+        .sort((a, b) => a.hash.localeCompare(b.hash));
+      const perAlert: Enqueued["deliveries"][] = body.alerts.map(() => []);
+      await deps.sql.begin(async (tx) => {
+        for (const { index, intent } of intents) {
+          perAlert[index].push(
+            ...(await enqueue(tx, intent, now, { serialized: false })).deliveries,
+          );
         }
-        return all;
       });
       const enqueued = perAlert.flat();
       const suppressed = enqueued.filter((d) => d.status === "suppressed");

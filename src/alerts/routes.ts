@@ -17,7 +17,7 @@ import {
   Timestamp,
   UuidParam,
 } from "../http/openapi.ts";
-import { decodeCursor, page, PageQuery } from "../http/pagination.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { type FieldError, fieldErrors, Problem } from "../http/problem.ts";
 import { inputsSchema } from "../patterns/definition.ts";
 import { getPattern } from "../patterns/store.ts";
@@ -208,7 +208,7 @@ export function alertsRoutes(deps: AlertsDeps) {
       },
       responses: {
         200: json(
-          z.object({ items: z.array(AlertSchema), next_cursor: z.string().nullable() }),
+          pageOf(AlertSchema),
           "A page",
         ),
         ...problems(401, 403, 422),
@@ -319,7 +319,7 @@ export function alertsRoutes(deps: AlertsDeps) {
       request: { params: UuidParam, query: PageQuery },
       responses: {
         200: json(
-          z.object({ items: z.array(DeliverySchema), next_cursor: z.string().nullable() }),
+          pageOf(DeliverySchema),
           "A page",
         ),
         ...problems(401, 404, 422),

@@ -142,7 +142,11 @@ export class Dispatcher {
   /** Sends a batch, by channel: at once where the channel can, else with bounded concurrency. */
   async #sendAll(deliveries: Delivery[]): Promise<Attempt[]> {
     const byChannel = new Map<Channel, Delivery[]>();
-    for (const d of deliveries) byChannel.set(d.channel, [...(byChannel.get(d.channel) ?? []), d]);
+    for (const d of deliveries) {
+      const group = byChannel.get(d.channel);
+      if (group) group.push(d);
+      else byChannel.set(d.channel, [d]);
+    }
     const attempts: Attempt[] = [];
     for (const [channel, group] of byChannel) {
       const sender = this.deps.senders[channel];

@@ -56,8 +56,8 @@ export async function enqueue(
     channel,
     payload: { ...intent.payload, ...extra } as DeliveryPayload,
   }));
-  // The duplicate check runs in its own statement, after any lock was taken, so that it sees
-  // what a concurrent writer committed meanwhile.
+  // The duplicate check is part of the insert: a statement that starts once the lock (or the
+  // caller's row lock) is held, so its snapshot includes what a concurrent writer committed.
   const inserted = await tx<{ id: string; status: "pending" | "suppressed" }[]>`
     with duplicate as (
       select exists (

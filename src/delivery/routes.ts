@@ -11,7 +11,7 @@ import {
   Timestamp,
   UuidParam,
 } from "../http/openapi.ts";
-import { decodeCursor, page, PageQuery } from "../http/pagination.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
 import { requireAdmin } from "../users/auth.ts";
 import { discardDlq, listDlq, replayDlq } from "./store.ts";
@@ -52,7 +52,7 @@ export function dlqRoutes({ sql, clock }: { sql: Sql; clock: Clock }) {
       },
       responses: {
         200: json(
-          z.object({ items: z.array(DlqSchema), next_cursor: z.string().nullable() }),
+          pageOf(DlqSchema),
           "A page",
         ),
         ...problems(401, 403, 422),

@@ -14,6 +14,16 @@ export const PageQuery = z.object({
   cursor: z.string().max(200).optional().openapi({ param: { name: "cursor", in: "query" } }),
 });
 
+/** The response of a paged list: `{items, next_cursor}`. */
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({
+    items: z.array(item),
+    next_cursor: z.string().nullable().openapi({
+      description: "Pass as `cursor` for the next page",
+    }),
+  });
+}
+
 export interface Cursor {
   at: Date;
   id: string;

@@ -3,7 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import { bearerAuth, createRouter, json, problems, Timestamp, UuidParam } from "../http/openapi.ts";
-import { decodeCursor, page, PageQuery } from "../http/pagination.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
 
 const NotificationSchema = z.object({
@@ -36,11 +36,7 @@ export function notificationsRoutes({ sql, clock }: { sql: Sql; clock: Clock }) 
       },
       responses: {
         200: json(
-          z.object({
-            items: z.array(NotificationSchema),
-            next_cursor: z.string().nullable(),
-            unread_count: z.number().int(),
-          }),
+          pageOf(NotificationSchema).extend({ unread_count: z.number().int() }),
           "A page",
         ),
         ...problems(401, 422),

@@ -10,7 +10,7 @@ import {
   Timestamp,
   UuidParam,
 } from "../http/openapi.ts";
-import { decodeCursor, page, PageQuery } from "../http/pagination.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
 import { requireAdmin } from "../users/auth.ts";
 import { PatternDefinitionSchema, PatternIdSchema } from "./definition.ts";
@@ -230,7 +230,7 @@ export function patternRoutes({ sql, patterns }: { sql: Sql; patterns: PatternSe
       request: { query: RunsQuery },
       responses: {
         200: json(
-          z.object({ items: z.array(RunRecordSchema), next_cursor: z.string().nullable() }),
+          pageOf(RunRecordSchema),
           "A page of runs",
         ),
         ...problems(401, 422),

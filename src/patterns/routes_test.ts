@@ -306,3 +306,26 @@ dbTest("patterns: the service-health example works end to end", async (_t, db) =
   assertEquals(res.body.outputs.up, true);
   assert(typeof res.body.outputs.latency_ms === "number");
 });
+
+dbTest(
+  "patterns: runs see an update at once on its replica, and within 2 s on others",
+  async (_t, db) => {
+    const a = await testApp(db);
+    const b = await testApp(db, { clock: a.clock, adminEmail: "admin-b@example.com" });
+    const def = {
+      id: "versioned",
+      steps: [{ capability: "data.compare", args: { value: 1, op: "==", threshold: 1 }, as: "x" }],
+    };
+    assertEquals((await a.request("POST", "/v1/patterns", { body: def })).status, 201);
+    const version = async (app: typeof a) =>
+      (await app.request("POST", "/v1/patterns/versioned/run", { body: {} })).body.version;
+    assertEquals([await version(a), await version(b)], [1, 1]);
+    assertEquals((await a.request("PUT", "/v1/patterns/versioned", { body: def })).body.version, 2);
+    assertEquals(await version(a), 2, "the replica that updated runs the new version at once");
+    assertEquals(await version(b), 1, "another replica may run its cached copy…");
+    a.clock.advance(2000);
+    assertEquals(await version(b), 2, "…for at most DEFINITION_CACHE_MS");
+    assertEquals((await a.request("DELETE", "/v1/patterns/versioned")).status, 204);
+    assertEquals((await a.request("POST", "/v1/patterns/versioned/run", { body: {} })).status, 404);
+  },
+);

@@ -11,7 +11,7 @@ import {
   Timestamp,
   UuidParam,
 } from "../http/openapi.ts";
-import { decodeCursor, page, PageQuery } from "../http/pagination.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
 import { type Authenticator, requireAdmin } from "./auth.ts";
 import { createApiKey, createUser, listApiKeys, listUsers, revokeApiKey } from "./store.ts";
@@ -123,7 +123,7 @@ export function usersRoutes({ sql, clock, auth }: UsersDeps) {
       request: { query: PageQuery },
       responses: {
         200: json(
-          z.object({ items: z.array(UserSchema), next_cursor: z.string().nullable() }),
+          pageOf(UserSchema),
           "A page of users",
         ),
         ...problems(401, 403, 422),
