@@ -73,6 +73,7 @@ export function createServices(base: BaseDeps) {
     logger: logger.child("alerts"),
     patterns,
     runtime,
+    remote,
     dispatcher,
   });
   metrics.sources.dlqCounts = () => dlqCounts(sql);

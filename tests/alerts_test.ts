@@ -476,3 +476,29 @@ dbTest("notifications: list, unread only, mark read, mark all read — own only"
   );
   assertEquals((await app.request("GET", "/v1/notifications", { key: bob.key })).body.items, []);
 });
+
+dbTest(
+  "alerts: two replicas running the evaluation job at once evaluate each due alert once",
+  async (_t, db) => {
+    const a = await gaugeApp(db);
+    await using _server = a.server;
+    const b = await testApp(db, { clock: a.clock, adminEmail: "admin-b@example.com" });
+    const ann = await a.newUser("ann@example.com");
+    a.gauge.value = 1; // never matches: this is about claiming, not firing
+    for (let i = 0; i < 250; i++) {
+      const res = await a.request("POST", "/v1/alerts", {
+        key: ann.key,
+        body: { name: `a${i}`, condition: overTen },
+      });
+      assertEquals(res.status, 201);
+    }
+    const now = a.clock.now();
+    const [ra, rb] = await Promise.all([
+      evaluateDueAlerts({ sql: db.sql, evaluator: a.evaluator, dispatcher: a.dispatcher }, now),
+      evaluateDueAlerts({ sql: db.sql, evaluator: b.evaluator, dispatcher: b.dispatcher }, now),
+    ]);
+    assertEquals(ra.evaluated + rb.evaluated, 250);
+    assertEquals(a.gauge.calls, 250, "the condition ran once per alert");
+  },
+  { realPostgresOnly: true },
+);

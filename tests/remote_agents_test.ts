@@ -208,3 +208,36 @@ dbTest("remote agents: a registration made on one replica reaches another", asyn
   a.clock.advance(20 * SECOND);
   assertEquals(await listed(), false);
 });
+
+dbTest(
+  "remote agents: a 2xx answer that is not JSON is a failure the breaker counts",
+  async (_t, db) => {
+    const { request } = await testApp(db, { env: { CB_FAILURE_THRESHOLD: "2" } });
+    await using agent = serveLocal(() => new Response("<html>oops</html>", { status: 200 }));
+    assertEquals(
+      (await request("POST", "/v1/agents", {
+        body: { name: "html", url: agent.url, capabilities: ["html.get"] },
+      })).status,
+      201,
+    );
+    assertEquals(
+      (await request("POST", "/v1/patterns", {
+        body: { id: "html", steps: [{ capability: "html.get", args: {}, as: "h" }] },
+      }))
+        .status,
+      201,
+    );
+    for (let i = 0; i < 2; i++) {
+      const res = await request("POST", "/v1/patterns/html/run", { body: {} });
+      assertEquals(
+        res.body.error,
+        'step 0 (html.get as "h") failed: agent answered with a body that is not JSON',
+      );
+    }
+    const list = await request("GET", "/v1/agents");
+    assertEquals(
+      list.body.items.find((a: { name: string }) => a.name === "html").circuit_breaker.state,
+      "open",
+    );
+  },
+);

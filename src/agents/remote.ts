@@ -76,6 +76,7 @@ export const REFRESH_MS = 15_000;
 /** Keeps the runtime's remote agents in step with the `agents` table. */
 export class RemoteAgents {
   #refreshedAt = -Infinity;
+  #loading: Promise<void> | undefined;
   #specs = new Map<string, string>(); // name → canonical spec, to skip unchanged rows
 
   constructor(
@@ -88,11 +89,21 @@ export class RemoteAgents {
     },
   ) {}
 
-  /** Reloads when the last load is older than REFRESH_MS (or always, with `force`). */
-  async refresh(force = false): Promise<void> {
+  /**
+   * Reloads when the last load is older than REFRESH_MS (or always, with `force`). Concurrent
+   * callers share one load, and none returns before it is applied.
+   */
+  refresh(force = false): Promise<void> {
     const now = this.deps.clock.now().getTime();
-    if (!force && now - this.#refreshedAt < REFRESH_MS) return;
-    this.#refreshedAt = now;
+    if (this.#loading) return this.#loading;
+    if (!force && now - this.#refreshedAt < REFRESH_MS) return Promise.resolve();
+    this.#loading = this.#load()
+      .then(() => void (this.#refreshedAt = now))
+      .finally(() => (this.#loading = undefined));
+    return this.#loading;
+  }
+
+  async #load(): Promise<void> {
     const rows = await this.deps.sql<RemoteAgentSpec[]>`
       select name, url, capabilities, timeout_ms from agents order by name`;
     const seen = new Set<string>();

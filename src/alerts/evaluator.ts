@@ -5,6 +5,7 @@
  * and the intents are sent right after the commit.
  */
 import { compare } from "../agents/builtin/data.ts";
+import type { RemoteAgents } from "../agents/remote.ts";
 import type { AgentRuntime } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
@@ -47,6 +48,7 @@ export interface EvaluatorDeps {
   logger: Logger;
   patterns: PatternService;
   runtime: AgentRuntime;
+  remote: RemoteAgents;
   dispatcher: Dispatcher;
 }
 
@@ -109,6 +111,7 @@ export class AlertEvaluator {
       if (run.status === "error") throw new Error(`pattern ${c.pattern_id} failed: ${run.error}`);
       result = run.outputs;
     } else {
+      await this.deps.remote.refresh(); // the capability may be a remote agent's
       result = (await this.deps.runtime.invoke(c.capability!, c.args ?? {})).value;
     }
     const { found, value } = getPath(result, c.path);
