@@ -8,6 +8,7 @@ import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import { deliveriesOfAlert, publicPayload } from "../delivery/store.ts";
 import type { Principal } from "../http/env.ts";
+import { ownerScope } from "../users/auth.ts";
 import {
   bearerAuth,
   createRouter,
@@ -99,9 +100,6 @@ export interface AlertsDeps {
   policy: OutboundPolicy;
   evaluator: AlertEvaluator;
 }
-
-/** Admins act on anyone's alerts; users only on their own. */
-const ownerScope = (p: Principal) => (p.role === "admin" ? undefined : p.userId);
 
 export function alertsRoutes(deps: AlertsDeps) {
   const { sql, clock, evaluator } = deps;

@@ -51,9 +51,6 @@ export class Problem extends Error {
     super(detail);
   }
 
-  static badRequest(detail: string) {
-    return new Problem(400, detail);
-  }
   static unauthorized(detail: string) {
     return new Problem(401, detail, { headers: { "WWW-Authenticate": 'Bearer realm="vigil"' } });
   }

@@ -4,7 +4,7 @@
  * the time as an argument: tests call it directly with an injected clock.
  */
 import type { Clock } from "../clock.ts";
-import type { Logger } from "../observability/logger.ts";
+import { type Logger, withLogContext } from "../observability/logger.ts";
 import { initJobMetrics, type Metrics } from "../observability/metrics.ts";
 
 export interface Job {
@@ -26,7 +26,8 @@ export async function runJob(job: Job, deps: JobDeps): Promise<"success" | "erro
   const started = performance.now();
   let status: "success" | "error" = "success";
   try {
-    const result = await job.run(deps.clock.now());
+    // Every line the job logs says which job it was.
+    const result = await withLogContext({ job: job.name }, () => job.run(deps.clock.now()));
     deps.logger.debug("job {job} done", { job: job.name, result });
   } catch (error) {
     status = "error";

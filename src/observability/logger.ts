@@ -8,6 +8,7 @@
  * held ~50 MB of records under load; see the benchmark notes in the README.)
  */
 import { type Context, context, createContextKey } from "@opentelemetry/api";
+import { installContext } from "./context.ts";
 
 export type Level = "debug" | "info" | "warn" | "error" | "fatal";
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, fatal: 50 };
@@ -171,6 +172,7 @@ export interface LoggingOptions {
 
 /** Configures the process-wide logging. */
 export function setupLogging(options: LoggingOptions): void {
+  installContext();
   threshold = RANK[options.level === "warning" ? "warn" : options.level];
   if (options.sink) {
     sink = options.sink;

@@ -4,10 +4,10 @@
  * channels, states — never user ids, URLs or error text.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { CHANNELS } from "../delivery/types.ts";
 
 export type BreakerState = "closed" | "open" | "half_open";
 export const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
-export const CHANNELS = ["inapp", "email", "webhook"] as const;
 export const DELIVERY_STATUSES = ["delivered", "failed", "suppressed", "exhausted"] as const;
 export const RETRY_OUTCOMES = ["delivered", "failed", "exhausted"] as const;
 export const DLQ_STATES = ["pending", "exhausted"] as const;

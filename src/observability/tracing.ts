@@ -4,9 +4,7 @@
  * context manager and the W3C trace-context propagator. Without an endpoint, spans are still
  * created (their trace ids tie logs and runs together) but never exported.
  */
-import { context, propagation, type Tracer } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import type { Tracer } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -18,6 +16,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import type { Config } from "../config.ts";
+import { installContext } from "./context.ts";
 import { VERSION } from "./metrics.ts";
 
 export interface Tracing {
@@ -27,16 +26,6 @@ export interface Tracing {
   forceFlush(): Promise<void>;
 }
 
-let globalsInstalled = false;
-
-/** The context manager and propagator are process-wide in the OpenTelemetry API. */
-function installGlobals(): void {
-  if (globalsInstalled) return;
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  globalsInstalled = true;
-}
-
 export function setupTracing(
   config: Pick<
     Config,
@@ -44,7 +33,7 @@ export function setupTracing(
   >,
   exporter?: SpanExporter,
 ): Tracing {
-  installGlobals();
+  installContext();
   const endpoint = config.OTEL_EXPORTER_OTLP_ENDPOINT;
   const spanExporter = exporter ??
     (endpoint

@@ -12,7 +12,7 @@ import {
 } from "../http/openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
-import { requireAdmin } from "../users/auth.ts";
+import { ownerScope, requireAdmin } from "../users/auth.ts";
 import { PatternDefinitionSchema, PatternIdSchema } from "./definition.ts";
 import type { PatternService } from "./service.ts";
 import { getRun, listRuns, type StoredPattern } from "./store.ts";
@@ -214,7 +214,7 @@ export function patternRoutes({ sql, patterns }: { sql: Sql; patterns: PatternSe
     async (c) => {
       const { id } = c.req.valid("param");
       const p = c.get("principal");
-      const run = await getRun(sql, id, p.role === "admin" ? undefined : p.userId);
+      const run = await getRun(sql, id, ownerScope(p));
       if (!run) throw Problem.notFound(`There is no run ${id}.`);
       return c.json(run, 200);
     },
@@ -241,7 +241,7 @@ export function patternRoutes({ sql, patterns }: { sql: Sql; patterns: PatternSe
       const p = c.get("principal");
       const rows = await listRuns(
         sql,
-        { userId: p.role === "admin" ? undefined : p.userId, patternId: pattern_id, status },
+        { userId: ownerScope(p), patternId: pattern_id, status },
         limit + 1,
         decodeCursor(cursor),
       );

@@ -91,3 +91,8 @@ export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
 }
 
 export const requireAdmin = requireRole("admin");
+
+/** Whose rows a caller may act on: admins anyone's (undefined), users their own. */
+export function ownerScope(principal: Principal): string | undefined {
+  return principal.role === "admin" ? undefined : principal.userId;
+}

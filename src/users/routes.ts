@@ -13,7 +13,7 @@ import {
 } from "../http/openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
-import { type Authenticator, requireAdmin } from "./auth.ts";
+import { type Authenticator, ownerScope, requireAdmin } from "./auth.ts";
 import { createApiKey, createUser, listApiKeys, listUsers, revokeApiKey } from "./store.ts";
 
 const RoleSchema = z.enum(["admin", "user"]);
@@ -192,8 +192,7 @@ export function usersRoutes({ sql, clock, auth }: UsersDeps) {
     async (c) => {
       const { id } = c.req.valid("param");
       const p = c.get("principal");
-      const owner = p.role === "admin" ? undefined : p.userId;
-      if (!await revokeApiKey(sql, id, clock.now(), owner)) {
+      if (!await revokeApiKey(sql, id, clock.now(), ownerScope(p))) {
         throw Problem.notFound(`You have no API key ${id}.`);
       }
       auth.evictKey(id);

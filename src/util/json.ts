@@ -15,7 +15,7 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
-export function parsePath(path: string): string[] {
+function parsePath(path: string): string[] {
   return path === "" ? [] : path.split(".");
 }
 
