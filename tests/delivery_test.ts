@@ -246,10 +246,10 @@ dbTest(
     await using _gauge = app.server;
     const ready = await app.request("GET", "/health/ready", { key: null });
     assertEquals(ready.status, 200, "email is not required for readiness");
-    assertEquals(ready.body.dependencies.email, {
+    const { latency_ms: _latency, ...email } = ready.body.dependencies.email;
+    assertEquals(email, {
       status: "unavailable",
       required: false,
-      latency_ms: 0,
       detail: "RESEND_API_KEY is not set",
     });
     app.gauge.value = 50;
