@@ -105,10 +105,6 @@ export class AgentRuntime {
     return true;
   }
 
-  has(name: string): boolean {
-    return this.#agents.has(name);
-  }
-
   /** The capability and the agent that provides it, if any. */
   resolve(name: string): { agent: Agent; capability: Capability } | undefined {
     const route = this.#routes.get(name);

@@ -62,12 +62,13 @@ export class PatternService {
 
   async create(def: PatternDefinition): Promise<StoredPattern> {
     await this.assertValid(def);
-    if (!await insertPattern(this.deps.sql, def, 1, this.deps.clock.now())) {
+    const stored = await insertPattern(this.deps.sql, def, 1, this.deps.clock.now());
+    if (!stored) {
       throw Problem.conflict(
         `Pattern ${def.id} already exists; PUT /v1/patterns/${def.id} updates it.`,
       );
     }
-    return (await getPattern(this.deps.sql, def.id))!;
+    return stored;
   }
 
   async update(def: PatternDefinition): Promise<StoredPattern> {

@@ -13,28 +13,22 @@ export interface StoredPattern {
   updated_at: Date;
 }
 
-const UNIQUE_VIOLATION = "23505";
-export const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === UNIQUE_VIOLATION;
-
 const asJson = (value: unknown) => value as postgres.JSONValue;
 
-/** Inserts version `version` of a new pattern; false when the id is taken. */
+/** Inserts version `version` of a new pattern; undefined when the id is taken. */
 export async function insertPattern(
   sql: Sql,
   def: PatternDefinition,
   version: number,
   now: Date,
-): Promise<boolean> {
+): Promise<StoredPattern | undefined> {
   const definition = { ...def, version };
-  try {
-    await sql`
-      insert into patterns (id, version, definition, created_at, updated_at)
-      values (${def.id}, ${version}, ${sql.json(asJson(definition))}, ${now}, ${now})`;
-    return true;
-  } catch (error) {
-    if (isUniqueViolation(error)) return false;
-    throw error;
-  }
+  const [row] = await sql<StoredPattern[]>`
+    insert into patterns (id, version, definition, created_at, updated_at)
+    values (${def.id}, ${version}, ${sql.json(asJson(definition))}, ${now}, ${now})
+    on conflict (id) do nothing
+    returning id, version, definition, created_at, updated_at`;
+  return row;
 }
 
 /**

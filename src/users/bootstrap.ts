@@ -3,7 +3,7 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/database.ts";
 import type { Logger } from "../observability/logger.ts";
-import { createAdminUser, ensureAdminKey, hasAdminKey } from "./store.ts";
+import { createUser, ensureAdminKey, hasAdminKey } from "./store.ts";
 
 export const BOOTSTRAP_ADMIN_EMAIL = "admin@vigil.local";
 
@@ -29,7 +29,12 @@ export async function bootstrapAdmin(
   }
   if (await hasAdminKey(sql)) return;
   if (config.VIGIL_ENV === "development") {
-    const { api_key } = await createAdminUser(sql, BOOTSTRAP_ADMIN_EMAIL, clock.now());
+    const { api_key } = await createUser(sql, {
+      email: BOOTSTRAP_ADMIN_EMAIL,
+      name: "Administrator",
+      role: "admin",
+      now: clock.now(),
+    });
     logger.warn(
       "created the first admin API key (shown once, store it): {api_key}",
       { api_key: api_key.key, user: BOOTSTRAP_ADMIN_EMAIL },

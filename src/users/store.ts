@@ -160,7 +160,3 @@ export async function hasAdminKey(sql: Sql): Promise<boolean> {
     select 1 from api_keys where role = 'admin' and revoked_at is null limit 1`;
   return row !== undefined;
 }
-
-export async function createAdminUser(sql: Sql, email: string, now: Date) {
-  return await createUser(sql, { email, name: "Administrator", role: "admin", now });
-}

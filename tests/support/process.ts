@@ -15,7 +15,6 @@ export interface VigilProcess extends AsyncDisposable {
   ): Promise<Record<string, unknown>>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
-  exited: Promise<Deno.CommandStatus>;
 }
 
 export function spawnVigil(env: Record<string, string>): {
@@ -109,7 +108,6 @@ export async function startVigil(
     stderr,
     waitForLog,
     stop,
-    exited,
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");
     },
