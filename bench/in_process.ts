@@ -109,9 +109,9 @@ export async function alertFirePerSecond(url: string, count: number): Promise<nu
   try {
     await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
     await seedAlerts(sql, count);
-    const { evaluator, dispatcher } = services(sql);
+    const app = services(sql);
     const started = performance.now();
-    const result = await evaluateDueAlerts({ sql, evaluator, dispatcher }, new Date());
+    const result = await evaluateDueAlerts(app, new Date());
     const seconds = (performance.now() - started) / 1000;
     const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from notifications`;
     if (result.fired !== count || n !== count) {
@@ -160,9 +160,8 @@ export async function dlqDrain(
   try {
     await seedDlq(seedSql, count);
     const dispatchers = pools.map((sql) => services(sql).dispatcher);
-    const now = new Date();
     const started = performance.now();
-    const outcomes = await Promise.all(dispatchers.map((d) => d.retryDue(now)));
+    const outcomes = await Promise.all(dispatchers.map((d) => d.retryDue()));
     const seconds = (performance.now() - started) / 1000;
     const delivered = outcomes.flat().filter((o) => o.status === "delivered").length;
     const [{ left }] = await seedSql<

@@ -3,6 +3,7 @@
  * `Deno.env`: every module receives the `Config` it needs.
  */
 import { z } from "zod";
+import { DEFAULT_BACKOFF, parseDurations, sendBudgetMs } from "./delivery/schedule.ts";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"], { error: "must be true or false" })
@@ -16,6 +17,20 @@ const url = z.url({ error: "must be an absolute http(s) URL" }).refine(
   (v) => /^https?:\/\//.test(v),
   "must be an absolute http(s) URL",
 );
+
+/** "5m,30m,2h": 1 to 10 delays of 1 s to 7 days each. */
+const durationList = z.string().transform((v, ctx) => {
+  try {
+    const delays = parseDurations(v);
+    if (delays.length > 10) throw new Error("must list at most 10 delays");
+    const bad = delays.find((ms) => ms < 1000 || ms > 7 * 86_400_000);
+    if (bad !== undefined) throw new Error("must list delays between 1s and 7d");
+    return delays;
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
 
 const emailList = z.string().transform((v, ctx) => {
   const emails = v.split(",").map((s) => s.trim()).filter(Boolean);
@@ -41,7 +56,8 @@ const EnvSchema = z.object({
     "must be vgl_ followed by at least 32 characters",
   ).optional(),
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
-  SHUTDOWN_TIMEOUT_MS: int(0, 120_000).default(10_000),
+  // Long enough for one send of every channel (they go out side by side) and its record.
+  SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   AUTH_CACHE_SECONDS: int(0, 3600).default(10),
 
   OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
@@ -57,12 +73,18 @@ const EnvSchema = z.object({
 
   RESEND_API_KEY: z.string().min(1).optional(),
   RESEND_BASE_URL: url.optional(),
-  RESEND_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  RESEND_TIMEOUT_MS: int(10, 120_000).default(10_000),
+  WEBHOOK_TIMEOUT_MS: int(10, 120_000).default(10_000),
+  DELIVERY_BACKOFF: durationList.prefault(DEFAULT_BACKOFF),
+  DELIVERY_LEASE_SECONDS: int(2, 3600).default(120),
   RESEND_RATE_PER_SECOND: z.coerce.number({ error: "must be a number" }).positive().max(1000)
     .default(2),
   ALERT_EMAIL_FROM: z.string().min(3).default("vigil <alerts@vigil.local>"),
   ALERTMANAGER_WEBHOOK_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   ALERTMANAGER_RECIPIENTS: emailList.optional(),
+  // Alertmanager drops a group answered 413, so its receiver takes more than the API's 1 MiB.
+  ALERTMANAGER_MAX_BODY_BYTES: int(1024 * 1024, 256 * 1024 * 1024).default(32 * 1024 * 1024),
+  DELIVERY_RETENTION_DAYS: int(1, 3650).default(30),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -97,6 +119,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`invalid configuration: ${name} ${issue.message}${shown}`);
   }
   const parsed = result.data;
+  // A lease must outlast one send of every channel, or every slow send would be taken over.
+  const longestSend = Math.max(parsed.RESEND_TIMEOUT_MS, parsed.WEBHOOK_TIMEOUT_MS);
+  if (sendBudgetMs(parsed.DELIVERY_LEASE_SECONDS * 1000) < longestSend) {
+    throw new ConfigError(
+      `invalid configuration: DELIVERY_LEASE_SECONDS must leave room for one send of ${longestSend} ms (RESEND_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS) plus its record (got ${
+        JSON.stringify(env.DELIVERY_LEASE_SECONDS ?? "120")
+      })`,
+    );
+  }
   return {
     ...parsed,
     ALLOW_PRIVATE_TARGETS: parsed.ALLOW_PRIVATE_TARGETS ?? parsed.VIGIL_ENV !== "production",

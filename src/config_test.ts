@@ -11,6 +11,8 @@ Deno.test("config: defaults", () => {
   assertEquals(config.CB_FAILURE_THRESHOLD, 5);
   assertEquals(config.RESEND_RATE_PER_SECOND, 2);
   assertEquals(config.ALERTMANAGER_RECIPIENTS, []);
+  assertEquals(config.ALERTMANAGER_MAX_BODY_BYTES, 33_554_432);
+  assertEquals(config.DELIVERY_RETENTION_DAYS, 30);
 });
 
 Deno.test("config: private targets are allowed by default outside production", () => {
@@ -57,6 +59,14 @@ Deno.test("config: a bad value is one line naming the variable", async (t) => {
     [
       { ALERTMANAGER_RECIPIENTS: "ops@example.com,nope" },
       'invalid configuration: ALERTMANAGER_RECIPIENTS "nope" is not an email address',
+    ],
+    [
+      { ALERTMANAGER_MAX_BODY_BYTES: "1000" },
+      'invalid configuration: ALERTMANAGER_MAX_BODY_BYTES must be at least 1048576 (got "1000")',
+    ],
+    [
+      { DELIVERY_RETENTION_DAYS: "0" },
+      'invalid configuration: DELIVERY_RETENTION_DAYS must be at least 1 (got "0")',
     ],
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: "jaeger:4318" },

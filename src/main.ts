@@ -55,6 +55,10 @@ async function main() {
     logger: logger.child("patterns"),
   });
 
+  await services.skew.measure().catch((error) =>
+    logger.warn("could not read the database's clock: {error}", { error })
+  );
+
   const app = createApp({ ...services, startedAt });
   const server = Deno.serve({
     hostname: config.HOST,
@@ -62,22 +66,34 @@ async function main() {
     onListen: ({ hostname, port }) =>
       logger.info("listening on http://{hostname}:{port}", { hostname, port }),
   }, app.fetch);
-  const jobs = new AbortController();
-  scheduleJobs(services.jobs, { ...services, logger: logger.child("jobs") }, jobs.signal);
+  scheduleJobs(services.jobs, { ...services, logger: logger.child("jobs") });
 
+  // A graceful stop: no new requests, jobs or claims; in-flight requests and sends finish and
+  // are recorded; at the deadline the sends still running are cut off and released (leased to
+  // nobody, so another replica sends them at once), then the database closes. The hard deadline
+  // exits anyway — after writing its own log line.
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info("stopping on {signal}", { signal });
+    const timeoutMs = config.SHUTDOWN_TIMEOUT_MS;
+    logger.info("stopping on {signal}", {
+      signal,
+      timeout_ms: timeoutMs,
+      jobs_in_flight: services.drain.inFlight,
+    });
     const deadline = setTimeout(() => {
-      logger.error("shutdown took longer than {ms} ms; exiting", {
-        ms: config.SHUTDOWN_TIMEOUT_MS,
-      });
+      logger.error("shutdown took longer than {ms} ms; exiting", { ms: timeoutMs });
+      closeLogging();
       Deno.exit(1);
-    }, config.SHUTDOWN_TIMEOUT_MS);
-    jobs.abort();
-    await server.shutdown(); // stops accepting, lets in-flight requests finish
+    }, timeoutMs);
+    // Leave time at the end for recording cut-off sends, and for closing.
+    const closing = Math.min(3000, Math.floor(timeoutMs / 4));
+    const [, drained] = await Promise.all([
+      server.shutdown(), // stops accepting, lets in-flight requests finish
+      services.drain.stop(timeoutMs - 2 * closing, closing),
+    ]);
+    if (!drained) logger.warn("some work was still running at the deadline and was cut off");
     await tracing.shutdown();
     await db.close();
     logger.info("stopped");

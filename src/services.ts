@@ -15,8 +15,12 @@ import { emailSender } from "./delivery/channels/email.ts";
 import { inappSender } from "./delivery/channels/inapp.ts";
 import { webhookSender } from "./delivery/channels/webhook.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
+import { pruneDeliveriesJob } from "./delivery/prune_job.ts";
 import { retryJob } from "./delivery/retry_job.ts";
+import type { DeliverySchedule } from "./delivery/schedule.ts";
 import { dlqCounts } from "./delivery/store.ts";
+import { ClockSkew, clockSkewJob } from "./jobs/clock_skew.ts";
+import { Drain } from "./jobs/drain.ts";
 import type { Job } from "./jobs/scheduler.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
@@ -54,10 +58,17 @@ export function createServices(base: BaseDeps) {
   const orchestrator = new Orchestrator({ runtime, metrics, tracer, clock });
   const patterns = new PatternService({ sql, clock, runtime, remote, orchestrator });
 
+  const schedule: DeliverySchedule = {
+    backoffMs: config.DELIVERY_BACKOFF,
+    leaseMs: config.DELIVERY_LEASE_SECONDS * 1000,
+  };
+  // Background work of this process: waited for, then cut off, on shutdown.
+  const drain = new Drain();
+  const skew = new ClockSkew({ sql, clock, metrics, logger: logger.child("clock") });
   const senders = {
     inapp: inappSender(sql, clock),
     email: emailSender(config, logger.child("email")),
-    webhook: webhookSender(sql, clock, policy),
+    webhook: webhookSender(sql, clock, policy, config.WEBHOOK_TIMEOUT_MS),
   };
   const dispatcher = new Dispatcher({
     sql,
@@ -65,6 +76,8 @@ export function createServices(base: BaseDeps) {
     metrics,
     logger: logger.child("delivery"),
     senders,
+    schedule,
+    drain,
   });
   const evaluator = new AlertEvaluator({
     sql,
@@ -75,13 +88,16 @@ export function createServices(base: BaseDeps) {
     runtime,
     remote,
     dispatcher,
+    schedule,
   });
   metrics.sources.dlqCounts = () => dlqCounts(sql);
 
   const jobs: Job[] = [
-    evaluateJob({ sql, evaluator, dispatcher }),
+    evaluateJob({ sql, evaluator, dispatcher, schedule, drain }),
     retryJob(dispatcher),
+    clockSkewJob(skew),
     pruneRunsJob(sql, config.PATTERN_RUN_RETENTION_DAYS),
+    pruneDeliveriesJob(sql, config.DELIVERY_RETENTION_DAYS),
   ];
   return {
     ...base,
@@ -93,6 +109,9 @@ export function createServices(base: BaseDeps) {
     senders,
     dispatcher,
     evaluator,
+    schedule,
+    drain,
+    skew,
     jobs,
   };
 }

@@ -1,9 +1,10 @@
 /** The Alertmanager receiver: firing then resolved alerts become notifications for recipients. */
-import { assertEquals } from "./support/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { testApp } from "./support/app.ts";
 import { MINUTE } from "./support/clock.ts";
 import { dbTest } from "./support/database.ts";
 import { fakeResend } from "./support/fake_resend.ts";
+import { logsSince } from "./support/logs.ts";
 
 const TOKEN = "am-token-0123456789abcdef";
 
@@ -136,4 +137,115 @@ dbTest("alertmanager: without a token configured the receiver is off (503)", asy
     body: payload("firing"),
   });
   assertEquals(res.status, 503);
+});
+
+/** A group of `n` distinct warning alerts (in-app only), about 690 bytes each. */
+function bigGroup(n: number) {
+  const group = payload("firing", "warning");
+  const [template] = group.alerts;
+  group.alerts = Array.from({ length: n }, (_, i) => ({
+    ...template,
+    labels: { ...template.labels, agent_name: `agent-${i}`, pod: `vigil-${i}`.padEnd(300, "x") },
+    annotations: { ...template.annotations, description: `Calls to agent-${i} are rejected.` },
+    fingerprint: `fp-${i}`,
+  }));
+  return group;
+}
+
+dbTest("alertmanager: a group over 1 MiB is accepted whole", async (t, db) => {
+  const app = await testApp(db, {
+    env: { ALERTMANAGER_WEBHOOK_TOKEN: TOKEN, ALERTMANAGER_RECIPIENTS: "oncall@example.com" },
+  });
+  const oncall = await app.newUser("oncall@example.com");
+  const n = 3000;
+  const body = JSON.stringify(bigGroup(n));
+  assert(body.length > 2_000_000, `${body.length} bytes`);
+
+  await t.step("200, and every alert is a notification for the recipient", async () => {
+    const res = await app.request("POST", "/v1/alertmanager/webhook", { key: TOKEN, body });
+    assertEquals(res.status, 200);
+    assertEquals(res.body, { alerts: n, recipients: 1, delivered: n, suppressed: 0, failed: 0 });
+    const [counts] = await db.sql<{ all: number; distinct: number }[]>`
+      select count(*)::int as all, count(distinct message)::int as distinct from notifications
+      where user_id = ${oncall.id}`;
+    assertEquals(counts, { all: n, distinct: n });
+  });
+
+  await t.step("alerts Alertmanager left out (over max_alerts) are logged", async () => {
+    const logs = logsSince();
+    const truncated = { ...payload("firing", "warning"), truncatedAlerts: 42 };
+    const res = await app.request("POST", "/v1/alertmanager/webhook", {
+      key: TOKEN,
+      body: truncated,
+    });
+    assertEquals(res.status, 200);
+    const line = logs().find((r) => r.level === "warn" && r.fields.truncated === 42);
+    assert(line, "a warning with the count");
+    assertEquals(line.fields.group_key, truncated.groupKey);
+  });
+
+  await t.step("other routes still refuse a body over 1 MiB", async () => {
+    const res = await app.request("POST", "/v1/users", { body });
+    assertEquals(res.status, 413);
+    assertEquals(res.headers.get("content-type"), "application/problem+json");
+  });
+});
+
+dbTest("alertmanager: a body over ALERTMANAGER_MAX_BODY_BYTES is 413", async (t, db) => {
+  const limit = 1024 * 1024 + 1000;
+  const app = await testApp(db, {
+    env: {
+      ALERTMANAGER_WEBHOOK_TOKEN: TOKEN,
+      ALERTMANAGER_RECIPIENTS: "oncall@example.com",
+      ALERTMANAGER_MAX_BODY_BYTES: String(limit),
+    },
+  });
+  await app.newUser("oncall@example.com");
+  const bytes = new TextEncoder().encode(JSON.stringify(bigGroup(2000)));
+  assert(bytes.length > limit);
+  const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+    app.app.request("/v1/alertmanager/webhook", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...headers },
+      body,
+    });
+  /** The body in 64 KiB chunks, without a Content-Length: counted as it is read. */
+  const stream = () =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 65536) controller.enqueue(bytes.slice(i, i + 65536));
+        controller.close();
+      },
+    });
+
+  for (
+    const [name, send] of [
+      ["declared by Content-Length", () => post(bytes, { "content-length": String(bytes.length) })],
+      ["streamed without a length", () => post(stream())],
+    ] as const
+  ) {
+    await t.step(`${name}: a problem naming the limit`, async () => {
+      const res = await send();
+      assertEquals(res.status, 413);
+      assertEquals(res.headers.get("content-type"), "application/problem+json");
+      const problem = await res.json();
+      assertEquals(problem.status, 413);
+      assertEquals(problem.detail, `The request body is larger than ${limit} bytes.`);
+    });
+  }
+
+  await t.step("the token is still checked first", async () => {
+    const res = await app.app.request("/v1/alertmanager/webhook", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: stream(),
+    });
+    assertEquals(res.status, 401);
+  });
+
+  await t.step("under the limit (over 1 MiB) is accepted", async () => {
+    const res = await post(JSON.stringify(bigGroup(1400)));
+    assertEquals(res.status, 200);
+    assertEquals((await res.json()).delivered, 1400);
+  });
 });

@@ -345,7 +345,7 @@ dbTest(
     });
     app.gauge.value = 50;
 
-    const job = { sql: db.sql, evaluator: app.evaluator, dispatcher: app.dispatcher };
+    const job = app;
     assertEquals(await evaluateDueAlerts(job, app.clock.now()), {
       evaluated: 4,
       matched: 3,
@@ -494,8 +494,8 @@ dbTest(
     }
     const now = a.clock.now();
     const [ra, rb] = await Promise.all([
-      evaluateDueAlerts({ sql: db.sql, evaluator: a.evaluator, dispatcher: a.dispatcher }, now),
-      evaluateDueAlerts({ sql: db.sql, evaluator: b.evaluator, dispatcher: b.dispatcher }, now),
+      evaluateDueAlerts(a, now),
+      evaluateDueAlerts(b, now),
     ]);
     assertEquals(ra.evaluated + rb.evaluated, 250);
     assertEquals(a.gauge.calls, 250, "the condition ran once per alert");

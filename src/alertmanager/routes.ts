@@ -3,7 +3,8 @@
  * (firing or resolved) becomes deliveries to the users listed in ALERTMANAGER_RECIPIENTS —
  * in-app and email for `severity=critical`, in-app otherwise — through the same outbox and DLQ
  * as alert rules, de-duplicated on fingerprint + status + startsAt. Authenticated by the shared
- * ALERTMANAGER_WEBHOOK_TOKEN, not by an API key.
+ * ALERTMANAGER_WEBHOOK_TOKEN, not by an API key. Its body limit is ALERTMANAGER_MAX_BODY_BYTES,
+ * not the API's 1 MiB: Alertmanager drops a group answered 413.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
@@ -11,7 +12,9 @@ import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
 import { contentHash, type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
+import { type DeliverySchedule, dueAfter } from "../delivery/schedule.ts";
 import { bearerToken } from "../http/bearer.ts";
+import { limitBody } from "../http/body_limit.ts";
 import type { AppEnv } from "../http/env.ts";
 import { createRouter, json, jsonBody, problems } from "../http/openapi.ts";
 import { Problem } from "../http/problem.ts";
@@ -52,9 +55,15 @@ export interface AlertmanagerDeps {
   metrics: Metrics;
   logger: Logger;
   dispatcher: Dispatcher;
+  schedule: DeliverySchedule;
   token: string | undefined;
   recipients: string[];
+  /** ALERTMANAGER_MAX_BODY_BYTES. */
+  maxBodyBytes: number;
 }
+
+/** Under the `/v1` router; the app's 1 MiB limit skips exactly this path. */
+export const ALERTMANAGER_WEBHOOK_PATH = "/alertmanager/webhook";
 
 function intentFor(alert: AmAlert, user: { id: string; email: string }): DeliveryIntent {
   const name = alert.labels.alertname ?? "alert";
@@ -103,12 +112,13 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
   app.openapi(
     createRoute({
       method: "post",
-      path: "/alertmanager/webhook",
+      path: ALERTMANAGER_WEBHOOK_PATH,
       tags: ["alerts"],
       summary: "Alertmanager webhook receiver",
       description: "Needs `Authorization: Bearer <ALERTMANAGER_WEBHOOK_TOKEN>`.",
       security: [{ bearerAuth: [] }],
-      middleware: [requireToken] as const,
+      // The token first: a stranger's body is never read.
+      middleware: [requireToken, limitBody(deps.maxBodyBytes)] as const,
       request: jsonBody(AlertmanagerPayload),
       responses: {
         200: json(
@@ -122,10 +132,18 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
           "Accepted",
         ),
         ...problems(400, 401, 422, 503),
+        413: { ...problems(413)[413], description: "Body larger than ALERTMANAGER_MAX_BODY_BYTES" },
       },
     }),
     async (c) => {
       const body = c.req.valid("json");
+      // Over its webhook's max_alerts, Alertmanager sends only a count of the rest.
+      if (body.truncatedAlerts) {
+        deps.logger.warn("Alertmanager left out {truncated} alerts of group {group_key}", {
+          truncated: body.truncatedAlerts,
+          group_key: body.groupKey,
+        });
+      }
       const users = deps.recipients.length === 0
         ? []
         : await deps.sql<{ id: string; email: string }[]>`
@@ -148,10 +166,11 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
         .map((i) => ({ ...i, hash: contentHash(i.intent.dedupKey) }))
         .sort((a, b) => a.hash.localeCompare(b.hash));
       const perAlert: Enqueued["deliveries"][] = body.alerts.map(() => []);
+      const leaseUntil = dueAfter(now, deps.schedule.leaseMs);
       await deps.sql.begin(async (tx) => {
         for (const { index, intent } of intents) {
           perAlert[index].push(
-            ...(await enqueue(tx, intent, now, { serialized: false })).deliveries,
+            ...(await enqueue(tx, intent, now, { serialized: false, leaseUntil })).deliveries,
           );
         }
       });

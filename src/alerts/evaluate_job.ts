@@ -2,23 +2,30 @@
  * The `alerts.evaluate` job (every minute): claims due alerts in batches with FOR UPDATE SKIP
  * LOCKED (their next evaluation is scheduled by the claim itself), evaluates each, and fires the
  * ones that match. Every replica may run it at once: each alert is evaluated by one of them.
+ *
+ * The deliveries of a batch go out together (one write for all in-app notifications), but never
+ * wait long for the rest of the batch: once the oldest has waited a quarter of a lease, what has
+ * accumulated is sent at once (a slow alert must not hold the others' leases).
  */
 import type { Sql } from "../db/database.ts";
-import type { Dispatcher } from "../delivery/dispatcher.ts";
-import type { Delivery } from "../delivery/types.ts";
+import type { Dispatcher, LeasedDelivery } from "../delivery/dispatcher.ts";
+import type { DeliverySchedule } from "../delivery/schedule.ts";
+import type { Drain } from "../jobs/drain.ts";
 import type { Job } from "../jobs/scheduler.ts";
 import { mapPool } from "../util/pool.ts";
 import type { AlertEvaluator } from "./evaluator.ts";
 import { claimDueAlerts } from "./store.ts";
 
 export const EVALUATION_BATCH = 100;
+const CONCURRENCY = 8;
 
 export interface EvaluateDeps {
   sql: Sql;
   evaluator: AlertEvaluator;
   dispatcher: Dispatcher;
+  schedule: DeliverySchedule;
+  drain: Drain;
 }
-const CONCURRENCY = 8;
 
 /** The job's work at `now`; tests call it directly. */
 export async function evaluateDueAlerts(
@@ -26,9 +33,16 @@ export async function evaluateDueAlerts(
   now: Date,
 ): Promise<{ evaluated: number; matched: number; fired: number; errors: number }> {
   const totals = { evaluated: 0, matched: 0, fired: 0, errors: 0 };
-  while (true) {
+  const maxWaitMs = deps.schedule.leaseMs / 4;
+  while (!deps.drain.stopping) {
     const due = await claimDueAlerts(deps.sql, now, EVALUATION_BATCH);
-    const pending: Delivery[] = [];
+    let pending: LeasedDelivery[] = [];
+    let oldest = 0;
+    const flush = async () => {
+      const batch = pending;
+      pending = [];
+      await deps.dispatcher.deliver(batch);
+    };
     await mapPool(due, CONCURRENCY, async (alert) => {
       const checked = await deps.evaluator.check(alert);
       totals.evaluated++;
@@ -37,18 +51,23 @@ export async function evaluateDueAlerts(
       totals.matched++;
       const firing = await deps.evaluator.fire(alert, checked.value, now);
       if (firing.fired) totals.fired++;
-      pending.push(...firing.deliveries.filter((d) => d.status === "pending"));
+      const fresh = firing.deliveries.filter((d) => d.status === "pending");
+      if (fresh.length === 0) return;
+      if (pending.length === 0) oldest = performance.now();
+      pending.push(...fresh);
+      if (performance.now() - oldest >= maxWaitMs) await flush();
     });
-    // The batch's deliveries go out together: one write for all in-app notifications.
-    await deps.dispatcher.deliver(pending);
-    if (due.length < EVALUATION_BATCH) return totals;
+    await flush();
+    if (due.length < EVALUATION_BATCH) break;
   }
+  return totals;
 }
 
 export function evaluateJob(deps: EvaluateDeps): Job {
   return {
     name: "alerts.evaluate",
     schedule: "* * * * *",
+    claims: true,
     run: (now) => evaluateDueAlerts(deps, now),
   };
 }

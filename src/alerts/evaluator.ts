@@ -1,8 +1,9 @@
 /**
  * Evaluating an alert: run its condition (a pattern run, recorded like any other, or a capability
  * call), read the value at its path, compare it with the threshold. A match fires the alert in
- * one transaction — claim the cooldown, de-duplicate by content, write the delivery intents —
- * and the intents are sent right after the commit.
+ * one transaction — check the cooldown, de-duplicate by content, write the delivery intents and
+ * claim the cooldown (only if something is sent: a suppressed firing does not extend it) — and
+ * the intents are sent right after the commit.
  */
 import { compare } from "../agents/builtin/data.ts";
 import type { RemoteAgents } from "../agents/remote.ts";
@@ -11,6 +12,7 @@ import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import type { Dispatcher, DispatchStatus } from "../delivery/dispatcher.ts";
 import { type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
+import { type DeliverySchedule, dueAfter } from "../delivery/schedule.ts";
 import type { Channel, DeliveryPayload } from "../delivery/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -50,6 +52,7 @@ export interface EvaluatorDeps {
   runtime: AgentRuntime;
   remote: RemoteAgents;
   dispatcher: Dispatcher;
+  schedule: DeliverySchedule;
 }
 
 function describe(value: unknown): string {
@@ -129,15 +132,16 @@ export class AlertEvaluator {
       describe(c.threshold)
     })`;
     const outcome = await this.deps.sql.begin(async (tx) => {
-      // The row lock taken here also serializes concurrent firings of this alert for the
-      // content check below.
-      const [claimed] = await tx<{ email: string }[]>`
-        update alerts set last_fired_at = ${now}
-        where id = ${alert.id}
-          and (last_fired_at is null
-               or last_fired_at <= ${now}::timestamptz - make_interval(secs => cooldown_seconds))
-        returning (select email from users where users.id = alerts.user_id) as email`;
-      if (!claimed) return undefined;
+      // The row lock serializes concurrent firings of this alert (also for the content check
+      // below); the cooldown is only checked here and claimed once something will be sent.
+      const [alertRow] = await tx<{ email: string; cooled: boolean }[]>`
+        select (select email from users where users.id = alerts.user_id) as email,
+               (last_fired_at is null
+                or last_fired_at <= ${now}::timestamptz - make_interval(secs => cooldown_seconds))
+                 as cooled
+        from alerts where id = ${alert.id}
+        for update`;
+      if (!alertRow?.cooled) return undefined;
       const payload: DeliveryPayload = {
         type: "alert.fired",
         source: "rule",
@@ -151,12 +155,12 @@ export class AlertEvaluator {
       const channels: DeliveryIntent["channels"] = [];
       if (alert.channels.inapp) channels.push({ channel: "inapp" });
       if (alert.channels.email) {
-        channels.push({ channel: "email", extra: { recipient: claimed.email } });
+        channels.push({ channel: "email", extra: { recipient: alertRow.email } });
       }
       if (alert.channels.webhook) {
         channels.push({ channel: "webhook", extra: { webhook_url: alert.channels.webhook.url } });
       }
-      return await enqueue(
+      const enqueued = await enqueue(
         tx,
         {
           userId: alert.user_id,
@@ -166,8 +170,15 @@ export class AlertEvaluator {
           dedupKey: { alert_id: alert.id, user_id: alert.user_id, condition: c, message },
         },
         now,
-        { serialized: true },
+        {
+          serialized: true,
+          leaseUntil: dueAfter(this.deps.clock.now(), this.deps.schedule.leaseMs),
+        },
       );
+      if (!enqueued.suppressed) {
+        await tx`update alerts set last_fired_at = ${now} where id = ${alert.id}`;
+      }
+      return enqueued;
     });
 
     if (!outcome) return { fired: false, suppressed_by: "cooldown", deliveries: [] };

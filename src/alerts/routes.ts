@@ -6,7 +6,13 @@ import type { AgentRuntime } from "../agents/runtime.ts";
 import { CallerError } from "../agents/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
-import { deliveriesOfAlert, publicPayload } from "../delivery/store.ts";
+import {
+  deliveriesOfAlert,
+  DELIVERY_STATUSES,
+  DLQ_STATES,
+  publicPayload,
+} from "../delivery/store.ts";
+import { CHANNELS } from "../delivery/types.ts";
 import type { Principal } from "../http/env.ts";
 import { ownerScope } from "../users/auth.ts";
 import {
@@ -52,8 +58,11 @@ const AlertSchema = z.object({
 
 const DeliverySummarySchema = z.object({
   id: z.uuid(),
-  channel: z.enum(["inapp", "email", "webhook"]),
-  status: z.enum(["pending", "suppressed", "delivered", "failed", "exhausted"]),
+  channel: z.enum(CHANNELS),
+  status: z.enum(DELIVERY_STATUSES).openapi({
+    description: "`pending`: not sent yet (it goes out at the next tick); `failed`: waiting in " +
+      "the DLQ for its retry; `uncertain`: may have arrived, needs a person",
+  }),
   error: z.string().optional(),
 });
 
@@ -69,26 +78,32 @@ const EvaluationSchema = z.object({
 const DeliverySchema = z.object({
   id: z.uuid(),
   alert_id: z.uuid().nullable(),
-  channel: z.enum(["inapp", "email", "webhook"]),
-  status: z.enum(["pending", "suppressed", "delivered", "failed", "exhausted"]),
+  channel: z.enum(CHANNELS),
+  status: z.enum(DELIVERY_STATUSES),
   attempts: z.number().int(),
   last_error: z.string().nullable(),
+  maybe_sent: z.boolean().openapi({
+    description: "An attempt ended without an answer: the provider may have it",
+  }),
   payload: z.record(z.string(), z.unknown()),
   created_at: Timestamp,
   delivered_at: Timestamp.nullable(),
   dlq: z.object({
     id: z.uuid(),
-    state: z.enum(["pending", "exhausted"]),
+    state: z.enum(DLQ_STATES),
     retry_count: z.number().int(),
     next_retry_at: z.string().nullable(),
   }).nullable(),
   attempt_history: z.array(z.object({
     attempt: z.number().int(),
     at: z.string(),
-    outcome: z.enum(["delivered", "failed", "exhausted", "discarded"]),
+    outcome: z.enum(["delivered", "failed", "unknown", "exhausted", "uncertain", "discarded"]),
     error: z.string().nullable(),
     provider_status: z.number().int().nullable(),
     duration_ms: z.number(),
+    fenced: z.boolean().openapi({
+      description: "Recorded by a sender that had lost its lease (it changed nothing)",
+    }),
   })),
 }).openapi("Delivery");
 

@@ -1,28 +1,41 @@
 /**
- * Sends deliveries and records every attempt, in batches.
+ * Sends deliveries and records every attempt, in batches, under fenced leases.
  *
- * - First attempts (`deliver`): deliveries the outbox wrote leased to this process. Success →
- *   `delivered`; failure → `failed` plus a DLQ row due in 5 min (`exhausted` at once for a
- *   permanent error).
- * - Abandoned deliveries (`sweepStale`): pending for 2 min with an expired lease — the sender
- *   died between commit and send — are leased again and sent like first attempts.
- * - Retries (`retryDue`): due DLQ rows are claimed with FOR UPDATE SKIP LOCKED and leased;
- *   success deletes the row; failure schedules the next retry after 5 min, 30 min, 2 h, 12 h,
- *   24 h, and the 5th failed retry leaves it `exhausted` (kept, and replayable by hand).
+ * A sender holds a delivery through a lease: a token and an end time, taken at the moment of
+ * sending. Every outcome is recorded only if the sender's token still holds, so a sender that
+ * lost its lease (it was slow, or its process was presumed dead) records nothing over the new
+ * owner's state; its attempt row is kept, marked `fenced`. A batch's sends run side by side and
+ * must end inside the lease (each send gets what is left of it); a send that could not start in
+ * time, or was cut off because the process is stopping, is released — leased to nobody — so the
+ * next tick of any replica sends it at once.
  *
- * A batch's outcomes are written by one statement (attempts, delivery status, DLQ), so a batch
- * is recorded entirely or not at all; channels that can (in-app) send a batch in one write.
- * Every attempt of a delivery carries the delivery id as the provider's idempotency key.
+ * - First attempts (`deliver`): deliveries the outbox wrote leased to this process; the lease is
+ *   renewed as sending starts.
+ * - Abandoned deliveries (`sweepStale`): pending with an expired or released lease.
+ * - Retries (`retryDue`): due DLQ rows, claimed with FOR UPDATE SKIP LOCKED.
+ *
+ * Outcomes: delivered; a definite failure (an answer, a refused connection) goes to the DLQ on
+ * the backoff schedule (exhausted after the last retry, or at once when permanent); an unknown
+ * outcome (no answer) is retried the same way but only while the channel's idempotency window
+ * covers the delivery's key — past it, the delivery is `uncertain`: kept for a human, never sent
+ * again automatically. A batch's outcomes are written by one statement.
  */
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
+import type { Drain } from "../jobs/drain.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { mapPool } from "../util/pool.ts";
-import { BACKOFF_MS, LEASE_MS, MAX_RETRIES, STALE_PENDING_MS } from "./schedule.ts";
-import type { Channel, Delivery, Sender, SendResult } from "./types.ts";
+import {
+  type DeliverySchedule,
+  dueAfter,
+  IDEMPOTENCY_WINDOW_MS,
+  sendBudgetMs,
+} from "./schedule.ts";
+import type { Channel, Delivery, SendContext, Sender, SendResult } from "./types.ts";
 
-export type DispatchStatus = "delivered" | "failed" | "exhausted";
+/** Where a delivery stands after an attempt; `pending` means released for the next tick. */
+export type DispatchStatus = "delivered" | "failed" | "exhausted" | "uncertain" | "pending";
 
 export interface DispatchOutcome {
   id: string;
@@ -31,33 +44,63 @@ export interface DispatchOutcome {
   error?: string;
 }
 
+/** A delivery as the outbox wrote it: leased to the writer under this token. */
+export type LeasedDelivery = Delivery & { lease_token: string };
+
 export interface DispatcherDeps {
   sql: Sql;
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
   senders: Record<Channel, Sender>;
+  schedule: DeliverySchedule;
+  drain: Drain;
   /** Sends in flight at once, for channels that send one at a time. */
   concurrency?: number;
   /** Rows claimed per batch by the retry job and the sweep. */
   batchSize?: number;
 }
 
-interface Attempt {
+/** A delivery this process holds, with its DLQ row when it is a retry. */
+interface Held {
   delivery: Delivery;
+  token: string;
+  retry?: { dlqId: string; retryCount: number };
+}
+
+interface Attempt {
   result: SendResult;
   durationMs: number;
+  /** The stop signal cut this send off: release it for the next process. */
+  cutOff: boolean;
 }
 
-/** A claimed DLQ row with its delivery. */
-interface DueRetry {
-  dlqId: string;
-  retryCount: number;
-  delivery: Delivery;
+/** One row of the record statement (see #record). */
+interface Decision {
+  id: string;
+  token: string;
+  channel: Channel;
+  status: DispatchStatus;
+  /** The attempt row's outcome; null when nothing was sent. */
+  outcome: "delivered" | "failed" | "unknown" | "exhausted" | "uncertain" | null;
+  error: string | null;
+  provider_status: number | null;
+  duration_ms: number;
+  maybe_sent: boolean;
+  attempt: number;
+  dlq: "none" | "delete" | "upsert";
+  dlq_state: "pending" | "exhausted" | "uncertain" | null;
+  retry_count: number;
+  due: Date | null;
+  /** A retry of a DLQ row (not a first attempt). */
+  retried: boolean;
 }
 
-const after = (now: Date, ms: number) => new Date(now.getTime() + ms);
-const errorOf = (r: SendResult) => (r.ok ? null : r.error);
+const CLAIMED_COLUMNS = (sql: Sql) =>
+  sql`d.id, d.alert_id, d.user_id, d.channel, d.payload, d.attempts, d.created_at, d.maybe_sent,
+      d.lease_token`;
+
+type ClaimedRow = Delivery & { lease_token: string };
 
 export class Dispatcher {
   readonly #concurrency: number;
@@ -68,57 +111,81 @@ export class Dispatcher {
     this.#batchSize = deps.batchSize ?? 200;
   }
 
-  /** First attempts of deliveries this process holds the lease on. */
-  async deliver(deliveries: Delivery[]): Promise<DispatchOutcome[]> {
+  /** First attempts of deliveries the outbox leased to this process. */
+  async deliver(deliveries: LeasedDelivery[]): Promise<DispatchOutcome[]> {
     if (deliveries.length === 0) return [];
-    const attempts = await this.#sendAll(deliveries);
-    return await this.#recordFirst(attempts, this.deps.clock.now());
+    const { sql, clock, schedule } = this.deps;
+    // Renew the leases as sending starts: evaluating the rest of a batch may have taken a while.
+    // A delivery whose lease was already taken over is the new owner's to send.
+    const renewed = await sql<{ id: string }[]>`
+      update alert_deliveries d set lease_until = ${dueAfter(clock.now(), schedule.leaseMs)}
+      from jsonb_to_recordset(${
+      sql.json(deliveries.map((d) => ({ id: d.id, token: d.lease_token })))
+    }) as o(id uuid, token uuid)
+      where d.id = o.id and d.lease_token = o.token and d.status = 'pending'
+      returning d.id`;
+    const kept = new Set(renewed.map((r) => r.id));
+    const held = deliveries.filter((d) => kept.has(d.id)).map(({ lease_token, ...delivery }) => ({
+      delivery,
+      token: lease_token,
+    }));
+    return await this.#sendAndRecord(held);
   }
 
-  /** Sends pending deliveries that their sender abandoned. */
-  async sweepStale(now: Date): Promise<DispatchOutcome[]> {
+  /** Sends pending deliveries whose lease ran out (their sender died) or was released. */
+  async sweepStale(): Promise<DispatchOutcome[]> {
     const outcomes: DispatchOutcome[] = [];
-    while (true) {
-      const claimed = await this.deps.sql<Delivery[]>`
+    const { sql, clock, schedule, drain } = this.deps;
+    while (!drain.stopping) {
+      const now = clock.now();
+      // An expired lease may have died mid-send: from now on the provider may have it.
+      const claimed = await sql<ClaimedRow[]>`
         update alert_deliveries d
-        set attempts = d.attempts + 1, lease_until = ${after(now, LEASE_MS)}
+        set lease_token = gen_random_uuid(), lease_until = ${dueAfter(now, schedule.leaseMs)},
+            maybe_sent = d.maybe_sent or d.lease_until is not null
         from (
           select id from alert_deliveries
-          where status = 'pending' and created_at <= ${after(now, -STALE_PENDING_MS)}
-            and (lease_until is null or lease_until <= ${now})
+          where status = 'pending' and (lease_until is null or lease_until <= ${now})
           order by created_at limit ${this.#batchSize}
           for update skip locked
         ) stale
         where d.id = stale.id
-        returning d.id, d.alert_id, d.user_id, d.channel, d.payload, d.attempts`;
+        returning ${CLAIMED_COLUMNS(sql)}`;
       if (claimed.length > 0) {
-        this.deps.logger.warn("re-sending {count} abandoned pending deliveries", {
+        this.deps.logger.warn("sending {count} abandoned or released pending deliveries", {
           count: claimed.length,
         });
-        outcomes.push(...await this.#recordFirst(await this.#sendAll(claimed), now));
+        outcomes.push(
+          ...await this.#sendAndRecord(
+            claimed.map(({ lease_token, ...delivery }) => ({ delivery, token: lease_token })),
+          ),
+        );
       }
-      if (claimed.length < this.#batchSize) return outcomes;
+      if (claimed.length < this.#batchSize) break;
     }
+    return outcomes;
   }
 
-  /** Retries due DLQ rows in batches until none is due. */
-  async retryDue(now: Date): Promise<DispatchOutcome[]> {
+  /** Retries due DLQ rows in batches until none is due (or the process is stopping). */
+  async retryDue(): Promise<DispatchOutcome[]> {
     const outcomes: DispatchOutcome[] = [];
-    while (true) {
-      const due = await this.#claimDue(now);
-      if (due.length > 0) {
-        const attempts = await this.#sendAll(due.map((d) => d.delivery));
-        outcomes.push(...await this.#recordRetries(due, attempts, now));
-      }
-      if (due.length < this.#batchSize) return outcomes;
+    while (!this.deps.drain.stopping) {
+      const due = await this.#claimDue(this.deps.clock.now());
+      if (due.length > 0) outcomes.push(...await this.#sendAndRecord(due));
+      if (due.length < this.#batchSize) break;
     }
+    return outcomes;
   }
 
-  async #claimDue(now: Date): Promise<DueRetry[]> {
-    const rows = await this.deps.sql<(Delivery & { dlq_id: string; retry_count: number })[]>`
+  async #claimDue(now: Date): Promise<Held[]> {
+    const { sql, schedule } = this.deps;
+    const until = dueAfter(now, schedule.leaseMs);
+    // The DLQ row is pushed out by one lease while it is in flight: if this process dies, the
+    // row is due again when the lease ends and the next owner fences this one out.
+    const rows = await sql<(ClaimedRow & { dlq_id: string; retry_count: number })[]>`
       with due as (
         update alert_dlq q
-        set next_retry_at = ${after(now, LEASE_MS)}, last_retry_at = ${now}
+        set next_retry_at = ${until}, last_retry_at = ${now}
         from (
           select id from alert_dlq
           where state = 'pending' and next_retry_at <= ${now}
@@ -128,178 +195,254 @@ export class Dispatcher {
         where q.id = picked.id
         returning q.id, q.delivery_id, q.retry_count
       )
-      update alert_deliveries d set attempts = d.attempts + 1
+      update alert_deliveries d
+      set lease_token = gen_random_uuid(), lease_until = ${until},
+          maybe_sent = d.maybe_sent or d.lease_until is not null
       from due where d.id = due.delivery_id
-      returning d.id, d.alert_id, d.user_id, d.channel, d.payload, d.attempts,
-                due.id as dlq_id, due.retry_count`;
-    return rows.map(({ dlq_id, retry_count, ...delivery }) => ({
-      dlqId: dlq_id,
-      retryCount: retry_count,
+      returning ${CLAIMED_COLUMNS(sql)}, due.id as dlq_id, due.retry_count`;
+    return rows.map(({ dlq_id, retry_count, lease_token, ...delivery }) => ({
       delivery,
+      token: lease_token,
+      retry: { dlqId: dlq_id, retryCount: retry_count },
     }));
   }
 
-  /** Sends a batch, by channel: at once where the channel can, else with bounded concurrency. */
-  async #sendAll(deliveries: Delivery[]): Promise<Attempt[]> {
+  async #sendAndRecord(held: Held[]): Promise<DispatchOutcome[]> {
+    if (held.length === 0) return [];
+    const startedAt = this.deps.clock.now();
+    // Past its idempotency window a delivery that may have arrived is not sent again.
+    const expired = (h: Held) =>
+      h.delivery.maybe_sent &&
+      startedAt.getTime() >=
+        h.delivery.created_at.getTime() + IDEMPOTENCY_WINDOW_MS[h.delivery.channel];
+    const attempts = await this.#sendAll(held.filter((h) => !expired(h)));
+    const at = this.deps.clock.now();
+    const decisions = held.map((h) => {
+      const attempt = attempts.get(h.delivery.id);
+      return attempt ? this.#decide(h, attempt, at) : this.#outOfWindow(h);
+    });
+    await this.#record(decisions, at);
+    return decisions.map((d) => this.#report(d));
+  }
+
+  /** Sends a batch: channels side by side, all inside one lease; results by delivery id. */
+  async #sendAll(held: Held[]): Promise<Map<string, Attempt>> {
+    const attempts = new Map<string, Attempt>();
+    if (held.length === 0) return attempts;
+    const ctx: SendContext = {
+      signal: this.deps.drain.signal,
+      deadline: performance.now() + sendBudgetMs(this.deps.schedule.leaseMs),
+    };
     const byChannel = new Map<Channel, Delivery[]>();
-    for (const d of deliveries) {
-      const group = byChannel.get(d.channel);
-      if (group) group.push(d);
-      else byChannel.set(d.channel, [d]);
+    for (const { delivery } of held) {
+      const group = byChannel.get(delivery.channel);
+      if (group) group.push(delivery);
+      else byChannel.set(delivery.channel, [delivery]);
     }
-    const attempts: Attempt[] = [];
-    for (const [channel, group] of byChannel) {
+    const noAnswer = (error: unknown): SendResult => ({
+      outcome: "unknown",
+      error: error instanceof Error ? error.message : String(error),
+    });
+    const keep = (delivery: Delivery, result: SendResult, durationMs: number) => {
+      attempts.set(delivery.id, { result, durationMs, cutOff: ctx.signal.aborted });
+      this.deps.metrics.deliveryDuration.observe({ channel: delivery.channel }, durationMs / 1000);
+    };
+    await Promise.all([...byChannel].map(async ([channel, group]) => {
       const sender = this.deps.senders[channel];
-      const signal = AbortSignal.timeout(LEASE_MS / 2);
       if (sender.sendMany) {
         const started = performance.now();
-        const results = await sender.sendMany(group, signal).catch((error) =>
-          group.map((): SendResult => ({
-            ok: false,
-            permanent: false,
-            error: (error as Error).message,
-          }))
+        const results = await sender.sendMany(group, ctx).catch((e) =>
+          group.map(() => noAnswer(e))
         );
-        const durationMs = (performance.now() - started) / group.length;
-        group.forEach((delivery, i) => attempts.push({ delivery, result: results[i], durationMs }));
-      } else {
-        attempts.push(
-          ...await mapPool(group, this.#concurrency, async (delivery) => {
-            const started = performance.now();
-            const result = await sender.send(delivery, signal).catch((error): SendResult => ({
-              ok: false,
-              permanent: false,
-              error: (error as Error).message,
-            }));
-            return { delivery, result, durationMs: performance.now() - started };
-          }),
-        );
+        const each = (performance.now() - started) / group.length;
+        group.forEach((delivery, i) => keep(delivery, results[i], each));
+        return;
       }
-    }
-    for (const a of attempts) {
-      this.deps.metrics.deliveryDuration.observe(
-        { channel: a.delivery.channel },
-        a.durationMs / 1000,
-      );
-    }
+      await mapPool(group, this.#concurrency, async (delivery) => {
+        const started = performance.now();
+        const result = await sender.send(delivery, ctx).catch(noAnswer);
+        keep(delivery, result, performance.now() - started);
+      });
+    }));
     return attempts;
   }
 
-  /** Records first attempts: delivery status, the attempt, and a DLQ row for each failure. */
-  async #recordFirst(attempts: Attempt[], now: Date): Promise<DispatchOutcome[]> {
-    const rows = attempts.map(({ delivery, result, durationMs }) => {
-      const status: DispatchStatus = result.ok
-        ? "delivered"
-        : result.permanent
-        ? "exhausted"
-        : "failed";
-      return {
-        id: delivery.id,
-        attempt: delivery.attempts,
-        status,
-        error: errorOf(result),
-        provider_status: result.providerStatus ?? null,
-        duration_ms: durationMs,
-        due: status === "failed"
-          ? after(now, Math.max(BACKOFF_MS[0], result.ok ? 0 : result.retryAfterMs ?? 0))
-          : null,
-      };
-    });
-    await this.deps.sql`
-      with o as (
-        select * from jsonb_to_recordset(${this.deps.sql.json(rows as never)})
-          as o(id uuid, attempt int, status text, error text, provider_status int, duration_ms float8, due timestamptz)
-      ), updated as (
-        update alert_deliveries d
-        set status = o.status, last_error = o.error, lease_until = null,
-            delivered_at = case when o.status = 'delivered' then ${now}::timestamptz else d.delivered_at end
-        from o where d.id = o.id
-      ), attempts as (
-        insert into delivery_attempts (delivery_id, attempt, at, outcome, error, provider_status, duration_ms)
-        select o.id, o.attempt, ${now}, o.status, o.error, o.provider_status, o.duration_ms from o
-      )
-      insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state, created_at)
-      select o.id, o.error, 0, o.due, case when o.status = 'failed' then 'pending' else 'exhausted' end, ${now}
-      from o where o.status <> 'delivered'
-      on conflict (delivery_id) do nothing`;
-    return rows.map((row, i) => {
-      const { delivery, result } = attempts[i];
-      this.deps.metrics.deliveries.inc({ channel: delivery.channel, status: row.status });
-      if (!result.ok) {
-        this.deps.logger.warn("delivery {id} via {channel} failed: {error}", {
-          id: delivery.id,
-          channel: delivery.channel,
-          error: result.error,
-          permanent: result.permanent,
-        });
-      }
-      return this.#outcome(delivery, row.status, result);
-    });
-  }
-
-  /** Records retries: delete the DLQ row on success, else schedule the next or give up. */
-  async #recordRetries(
-    due: DueRetry[],
-    attempts: Attempt[],
-    now: Date,
-  ): Promise<DispatchOutcome[]> {
-    const rows = attempts.map(({ delivery, result, durationMs }, i) => {
-      const retries = due[i].retryCount + 1;
-      const status: DispatchStatus = result.ok
-        ? "delivered"
-        : result.permanent || retries >= MAX_RETRIES
-        ? "exhausted"
-        : "failed";
-      return {
-        dlq_id: due[i].dlqId,
-        id: delivery.id,
-        attempt: delivery.attempts,
-        retries,
-        status,
-        error: errorOf(result),
-        provider_status: result.providerStatus ?? null,
-        duration_ms: durationMs,
-        due: status === "failed"
-          ? after(now, Math.max(BACKOFF_MS[retries], result.ok ? 0 : result.retryAfterMs ?? 0))
-          : null,
-      };
-    });
-    await this.deps.sql`
-      with o as (
-        select * from jsonb_to_recordset(${this.deps.sql.json(rows as never)})
-          as o(dlq_id uuid, id uuid, attempt int, retries int, status text, error text,
-               provider_status int, duration_ms float8, due timestamptz)
-      ), removed as (
-        delete from alert_dlq q using o where q.id = o.dlq_id and o.status = 'delivered'
-      ), rescheduled as (
-        update alert_dlq q
-        set retry_count = o.retries, error_message = o.error, next_retry_at = o.due,
-            state = case when o.status = 'failed' then 'pending' else 'exhausted' end
-        from o where q.id = o.dlq_id and o.status <> 'delivered'
-      ), updated as (
-        update alert_deliveries d
-        set status = o.status, last_error = o.error,
-            delivered_at = case when o.status = 'delivered' then ${now}::timestamptz else d.delivered_at end
-        from o where d.id = o.id
-      )
-      insert into delivery_attempts (delivery_id, attempt, at, outcome, error, provider_status, duration_ms)
-      select o.id, o.attempt, ${now}, o.status, o.error, o.provider_status, o.duration_ms from o`;
-    return rows.map((row, i) => {
-      const { delivery, result } = attempts[i];
-      this.deps.metrics.retryAttempts.inc({ channel: delivery.channel, outcome: row.status });
-      if (row.status !== "failed") {
-        this.deps.metrics.deliveries.inc({ channel: delivery.channel, status: row.status });
-      }
-      return this.#outcome(delivery, row.status, result);
-    });
-  }
-
-  #outcome(delivery: Delivery, status: DispatchStatus, result: SendResult): DispatchOutcome {
-    return {
+  /** What an attempt means for its delivery: the next state and what to write. */
+  #decide(h: Held, { result, durationMs, cutOff }: Attempt, at: Date): Decision {
+    const { delivery, retry } = h;
+    const base = {
       id: delivery.id,
+      token: h.token,
       channel: delivery.channel,
-      status,
-      ...(result.ok ? {} : { error: result.error }),
+      duration_ms: durationMs,
+      attempt: delivery.attempts + 1,
+      provider_status: "providerStatus" in result ? result.providerStatus ?? null : null,
+      retry_count: retry?.retryCount ?? 0,
+      retried: retry !== undefined,
+    };
+    if (result.outcome === "delivered") {
+      return {
+        ...base,
+        status: "delivered",
+        outcome: "delivered",
+        error: null,
+        maybe_sent: false,
+        dlq: retry ? "delete" : "none",
+        dlq_state: null,
+        due: null,
+      };
+    }
+    const maybeSent = delivery.maybe_sent || result.outcome === "unknown";
+    // Not sent, or cut off by a stop: leased to nobody, due at once; no retry is used up.
+    if (result.outcome === "not_sent" || cutOff) {
+      return {
+        ...base,
+        status: retry ? "failed" : "pending",
+        outcome: result.outcome === "not_sent" ? null : "unknown",
+        error: result.outcome === "not_sent" ? null : result.error,
+        maybe_sent: maybeSent,
+        dlq: retry ? "upsert" : "none",
+        dlq_state: retry ? "pending" : null,
+        due: retry ? at : null,
+      };
+    }
+    const retries = retry ? retry.retryCount + 1 : 0;
+    const { backoffMs } = this.deps.schedule;
+    const final = maybeSent ? "uncertain" : "exhausted";
+    const failed = { ...base, error: result.error, maybe_sent: maybeSent, retry_count: retries };
+    if ((result.outcome === "failed" && result.permanent) || retries >= backoffMs.length) {
+      return {
+        ...failed,
+        status: final,
+        outcome: final,
+        dlq: "upsert",
+        dlq_state: final,
+        due: null,
+      };
+    }
+    const retryAfter = result.outcome === "failed" ? result.retryAfterMs ?? 0 : 0;
+    const due = dueAfter(at, Math.max(backoffMs[retries], retryAfter));
+    const window = delivery.created_at.getTime() + IDEMPOTENCY_WINDOW_MS[delivery.channel];
+    if (maybeSent && due.getTime() >= window) {
+      return {
+        ...failed,
+        error: `${result.error}; an earlier attempt may have arrived and the next retry would ` +
+          `fall outside the ${delivery.channel} idempotency window`,
+        status: "uncertain",
+        outcome: "uncertain",
+        dlq: "upsert",
+        dlq_state: "uncertain",
+        due: null,
+      };
+    }
+    return {
+      ...failed,
+      status: "failed",
+      outcome: result.outcome,
+      dlq: "upsert",
+      dlq_state: "pending",
+      due,
+    };
+  }
+
+  /** A delivery that may have arrived, claimed after its idempotency window: for a human. */
+  #outOfWindow(h: Held): Decision {
+    return {
+      id: h.delivery.id,
+      token: h.token,
+      channel: h.delivery.channel,
+      status: "uncertain",
+      outcome: null,
+      error: `an earlier attempt may have arrived and the ${h.delivery.channel} idempotency ` +
+        "window has passed: not sent again",
+      provider_status: null,
+      duration_ms: 0,
+      maybe_sent: true,
+      attempt: h.delivery.attempts,
+      dlq: "upsert",
+      dlq_state: "uncertain",
+      retry_count: h.retry?.retryCount ?? 0,
+      due: null,
+      retried: h.retry !== undefined,
+    };
+  }
+
+  /**
+   * Records a batch in one statement. Only rows whose lease token still holds change the
+   * delivery and its DLQ row; every attempt is kept, marked `fenced` when its sender had lost
+   * the lease.
+   */
+  async #record(decisions: Decision[], at: Date): Promise<void> {
+    const { sql } = this.deps;
+    const rows = decisions.map(({ channel: _c, ...row }) => row);
+    await sql`
+      with o as (
+        select * from jsonb_to_recordset(${sql.json(rows as never)}) as o(
+          id uuid, token uuid, status text, outcome text, error text, provider_status int,
+          duration_ms float8, maybe_sent boolean, attempt int, dlq text, dlq_state text,
+          retry_count int, due timestamptz, retried boolean)
+      ), owned as (
+        update alert_deliveries d
+        set status = o.status, last_error = coalesce(o.error, d.last_error),
+            attempts = d.attempts + (o.outcome is not null)::int,
+            maybe_sent = d.maybe_sent or o.maybe_sent,
+            lease_token = null, lease_until = null,
+            delivered_at = case when o.status = 'delivered' then ${at}::timestamptz
+                                else d.delivered_at end
+        from o where d.id = o.id and d.lease_token = o.token
+        returning d.id
+      ), attempts as (
+        insert into delivery_attempts
+          (delivery_id, attempt, at, outcome, error, provider_status, duration_ms, fenced)
+        select o.id, o.attempt, ${at}, o.outcome, o.error, o.provider_status, o.duration_ms,
+               not exists (select 1 from owned where owned.id = o.id)
+        from o where o.outcome is not null
+      ), removed as (
+        delete from alert_dlq q using o, owned
+        where o.dlq = 'delete' and owned.id = o.id and q.delivery_id = o.id
+      )
+      insert into alert_dlq
+        (delivery_id, error_message, retry_count, next_retry_at, last_retry_at, state, created_at)
+      select o.id,
+             coalesce(o.error, (select error_message from alert_dlq where delivery_id = o.id),
+                      'not sent yet'),
+             o.retry_count, o.due, case when o.retried then ${at}::timestamptz end, o.dlq_state,
+             ${at}
+      from o join owned on owned.id = o.id
+      where o.dlq = 'upsert'
+      on conflict (delivery_id) do update
+      set error_message = excluded.error_message, retry_count = excluded.retry_count,
+          next_retry_at = excluded.next_retry_at,
+          last_retry_at = coalesce(excluded.last_retry_at, alert_dlq.last_retry_at),
+          state = excluded.state`;
+  }
+
+  #report(d: Decision): DispatchOutcome {
+    const { metrics, logger } = this.deps;
+    // An attempt whose outcome is unknown counts as such; a retry counts once it is final.
+    const status = d.status === "failed" && d.outcome === "unknown" ? "unknown" : d.status;
+    if (status !== "pending" && (!d.retried || !["failed", "unknown"].includes(status))) {
+      metrics.deliveries.inc({ channel: d.channel, status });
+    }
+    if (d.retried && d.outcome !== null) {
+      metrics.retryAttempts.inc({
+        channel: d.channel,
+        outcome: status === "pending" ? "unknown" : status,
+      });
+    }
+    if (d.status !== "delivered" && d.error) {
+      logger.warn("delivery {id} via {channel}: {status}: {error}", {
+        id: d.id,
+        channel: d.channel,
+        status: d.status,
+        error: d.error,
+      });
+    }
+    return {
+      id: d.id,
+      channel: d.channel,
+      status: d.status,
+      ...(d.error ? { error: d.error } : {}),
     };
   }
 }

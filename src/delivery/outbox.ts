@@ -2,16 +2,19 @@
  * The outbox. Delivery intents are written in the caller's transaction (the one that decided to
  * send: an alert's cooldown claim, an Alertmanager notification), so that nothing accepted is
  * lost if the process dies before sending. They are written already leased to this process for
- * their first attempt; if it dies, the lease runs out and the retry job sends them.
+ * their first attempt (a token per delivery, see dispatcher.ts); if it dies, the lease runs out
+ * and the retry job sends them.
  *
- * Content de-duplication happens here: an intent whose hash matches a pending or delivered
- * delivery of the last 24 h is recorded as `suppressed`.
+ * Content de-duplication happens here: an intent whose hash matches a delivery of the last 24 h
+ * that was delivered or is still being delivered (pending, failed and waiting for its retry,
+ * uncertain) is recorded as `suppressed`; so identical messages collapse into one copy, and into
+ * one DLQ entry while their channel is down.
  */
 import type { TransactionSql } from "../db/database.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { canonicalJson } from "../util/json.ts";
-import { LEASE_MS } from "./schedule.ts";
-import type { Channel, Delivery, DeliveryPayload } from "./types.ts";
+import type { LeasedDelivery } from "./dispatcher.ts";
+import type { Channel, DeliveryPayload } from "./types.ts";
 
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
 
@@ -28,7 +31,7 @@ export interface DeliveryIntent {
 export interface Enqueued {
   suppressed: boolean;
   /** Every row written; the pending ones are this process's to send. */
-  deliveries: (Delivery & { status: "pending" | "suppressed" })[];
+  deliveries: (LeasedDelivery & { status: "pending" | "suppressed" })[];
 }
 
 export function contentHash(dedupKey: unknown): string {
@@ -44,15 +47,15 @@ export async function enqueue(
   tx: TransactionSql,
   intent: DeliveryIntent,
   now: Date,
-  options: { serialized: boolean },
+  options: { serialized: boolean; leaseUntil: Date },
 ): Promise<Enqueued> {
   if (intent.channels.length === 0) return { suppressed: false, deliveries: [] };
   const hash = contentHash(intent.dedupKey);
   if (!options.serialized) await tx`select pg_advisory_xact_lock(hashtextextended(${hash}, 0))`;
   const since = new Date(now.getTime() - DEDUP_WINDOW_MS);
-  const lease = new Date(now.getTime() + LEASE_MS);
   const rows = intent.channels.map(({ channel, extra }) => ({
     id: crypto.randomUUID(),
+    token: crypto.randomUUID(),
     channel,
     payload: { ...intent.payload, ...extra } as DeliveryPayload,
   }));
@@ -62,19 +65,20 @@ export async function enqueue(
     with duplicate as (
       select exists (
         select 1 from alert_deliveries
-        where content_hash = ${hash} and status in ('pending', 'delivered') and created_at > ${since}
+        where content_hash = ${hash} and status in ('pending', 'delivered', 'failed', 'uncertain')
+          and created_at > ${since}
       ) as found
     )
-    insert into alert_deliveries
-      (id, alert_id, user_id, channel, content_hash, payload, status, attempts, lease_until, created_at)
+    insert into alert_deliveries (id, alert_id, user_id, channel, content_hash, payload, status,
+                                  lease_token, lease_until, created_at)
     select r.id, ${intent.alertId}::uuid, ${intent.userId}::uuid, r.channel, ${hash}, r.payload,
            case when duplicate.found then 'suppressed' else 'pending' end,
-           case when duplicate.found then 0 else 1 end,
-           case when duplicate.found then null else ${lease}::timestamptz end,
+           case when duplicate.found then null else r.token end,
+           case when duplicate.found then null else ${options.leaseUntil}::timestamptz end,
            ${now}
     from duplicate, jsonb_to_recordset(${
     tx.json(rows as never)
-  }) as r(id uuid, channel text, payload jsonb)
+  }) as r(id uuid, token uuid, channel text, payload jsonb)
     returning id, status`;
   const status = inserted[0].status;
   return {
@@ -85,7 +89,10 @@ export async function enqueue(
       user_id: intent.userId,
       channel: r.channel,
       payload: r.payload,
-      attempts: status === "pending" ? 1 : 0,
+      attempts: 0,
+      created_at: now,
+      maybe_sent: false,
+      lease_token: r.token,
       status,
     })),
   };

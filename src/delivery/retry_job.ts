@@ -1,20 +1,21 @@
 /**
- * The `alerts.retry` job (every minute): first re-sends pending deliveries whose sender died,
- * then retries the due rows of the dead-letter queue. Safe on every replica at once.
+ * The `alerts.retry` job (every minute): first sends pending deliveries whose sender died (or
+ * released them), then retries the due rows of the dead-letter queue. Safe on every replica at
+ * once. Each batch is claimed at the clock's current time, so its lease starts when it is sent.
  */
 import type { Job } from "../jobs/scheduler.ts";
 import type { Dispatcher, DispatchOutcome } from "./dispatcher.ts";
 
 function tally(outcomes: DispatchOutcome[]) {
-  const counts = { delivered: 0, failed: 0, exhausted: 0 };
+  const counts = { delivered: 0, failed: 0, exhausted: 0, uncertain: 0, pending: 0 };
   for (const o of outcomes) counts[o.status]++;
   return counts;
 }
 
-/** The job's work for one tick at `now`; tests call it directly. */
-export async function retryDeliveries(dispatcher: Dispatcher, now: Date) {
-  const abandoned = await dispatcher.sweepStale(now);
-  const retried = await dispatcher.retryDue(now);
+/** The job's work for one tick; tests call it directly. */
+export async function retryDeliveries(dispatcher: Dispatcher) {
+  const abandoned = await dispatcher.sweepStale();
+  const retried = await dispatcher.retryDue();
   return { abandoned: tally(abandoned), retried: tally(retried) };
 }
 
@@ -22,6 +23,7 @@ export function retryJob(dispatcher: Dispatcher): Job {
   return {
     name: "alerts.retry",
     schedule: "* * * * *",
-    run: (now) => retryDeliveries(dispatcher, now),
+    claims: true,
+    run: () => retryDeliveries(dispatcher),
   };
 }

@@ -14,7 +14,7 @@ import {
 import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
 import { requireAdmin } from "../users/auth.ts";
-import { discardDlq, listDlq, replayDlq } from "./store.ts";
+import { discardDlq, DLQ_STATES, listDlq, replayDlq } from "./store.ts";
 import { CHANNELS } from "./types.ts";
 
 const DlqSchema = z.object({
@@ -27,7 +27,12 @@ const DlqSchema = z.object({
   retry_count: z.number().int(),
   next_retry_at: Timestamp.nullable(),
   last_retry_at: Timestamp.nullable(),
-  state: z.enum(["pending", "exhausted"]),
+  state: z.enum(DLQ_STATES).openapi({
+    description: "`pending`: retried at next_retry_at; `exhausted`: every retry failed; " +
+      "`uncertain`: an attempt got no answer and the channel's idempotency window has passed, " +
+      "so it may have arrived: never re-sent automatically",
+  }),
+  maybe_sent: z.boolean(),
   created_at: Timestamp,
 }).openapi("DlqEntry");
 
@@ -44,7 +49,7 @@ export function dlqRoutes({ sql, clock }: { sql: Sql; clock: Clock }) {
       middleware: [requireAdmin] as const,
       request: {
         query: PageQuery.extend({
-          state: z.enum(["pending", "exhausted"]).optional().openapi({
+          state: z.enum(DLQ_STATES).optional().openapi({
             param: { name: "state", in: "query" },
           }),
           channel: z.enum(CHANNELS).optional().openapi({ param: { name: "channel", in: "query" } }),
@@ -71,15 +76,23 @@ export function dlqRoutes({ sql, clock }: { sql: Sql; clock: Clock }) {
       path: "/dlq/{id}/replay",
       tags: ["delivery"],
       summary: "Retry an entry at the next tick (retry count and history are kept) (admin)",
+      description: "Replaying an `uncertain` entry sends it again although an earlier attempt " +
+        "may have arrived: that is the caller's decision.",
       security: bearerAuth,
       middleware: [requireAdmin] as const,
       request: { params: UuidParam },
-      responses: { 200: json(DlqSchema, "The entry, due now"), ...problems(401, 403, 404, 422) },
+      responses: {
+        200: json(DlqSchema, "The entry, due now"),
+        ...problems(401, 403, 404, 409, 422),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const row = await replayDlq(sql, id, clock.now());
       if (!row) throw Problem.notFound(`There is no DLQ entry ${id}.`);
+      if (row === "busy") {
+        throw Problem.conflict(`DLQ entry ${id} is being retried right now; try again shortly.`);
+      }
       return c.json(row, 200);
     },
   );

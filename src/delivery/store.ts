@@ -1,18 +1,30 @@
 /** Reading and managing deliveries, their attempts and the dead-letter queue. */
-import type { Sql } from "../db/database.ts";
+import type { Queryable, Sql } from "../db/database.ts";
 import type { Cursor } from "../http/pagination.ts";
 import type { Channel, DeliveryPayload } from "./types.ts";
 
-export type DeliveryStatus = "pending" | "delivered" | "failed" | "suppressed" | "exhausted";
+export const DELIVERY_STATUSES = [
+  "pending",
+  "delivered",
+  "failed",
+  "suppressed",
+  "exhausted",
+  "uncertain",
+] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+export const DLQ_STATES = ["pending", "exhausted", "uncertain"] as const;
+export type DlqState = (typeof DLQ_STATES)[number];
 
 /** Built with json_agg, so timestamps arrive as strings. */
 export interface AttemptRow {
   attempt: number;
   at: string;
-  outcome: "delivered" | "failed" | "exhausted" | "discarded";
+  outcome: "delivered" | "failed" | "unknown" | "exhausted" | "uncertain" | "discarded";
   error: string | null;
   provider_status: number | null;
   duration_ms: number;
+  /** Recorded by a sender that had lost its lease: it changed nothing. */
+  fenced: boolean;
 }
 
 export interface DeliveryRow {
@@ -23,12 +35,13 @@ export interface DeliveryRow {
   status: DeliveryStatus;
   attempts: number;
   last_error: string | null;
+  maybe_sent: boolean;
   payload: DeliveryPayload;
   created_at: Date;
   delivered_at: Date | null;
   dlq: {
     id: string;
-    state: "pending" | "exhausted";
+    state: DlqState;
     retry_count: number;
     next_retry_at: string | null;
   } | null;
@@ -45,7 +58,8 @@ export interface DlqRow {
   retry_count: number;
   next_retry_at: Date | null;
   last_retry_at: Date | null;
-  state: "pending" | "exhausted";
+  state: DlqState;
+  maybe_sent: boolean;
   created_at: Date;
 }
 
@@ -63,14 +77,15 @@ export async function deliveriesOfAlert(
   after?: Cursor,
 ): Promise<DeliveryRow[]> {
   return await sql<DeliveryRow[]>`
-    select d.id, d.alert_id, d.user_id, d.channel, d.status, d.attempts, d.last_error, d.payload,
-           d.created_at, d.delivered_at,
+    select d.id, d.alert_id, d.user_id, d.channel, d.status, d.attempts, d.last_error,
+           d.maybe_sent, d.payload, d.created_at, d.delivered_at,
            (select json_build_object('id', q.id, 'state', q.state, 'retry_count', q.retry_count,
                                      'next_retry_at', q.next_retry_at)
               from alert_dlq q where q.delivery_id = d.id) as dlq,
            coalesce((select json_agg(json_build_object(
                         'attempt', a.attempt, 'at', a.at, 'outcome', a.outcome, 'error', a.error,
-                        'provider_status', a.provider_status, 'duration_ms', a.duration_ms) order by a.id)
+                        'provider_status', a.provider_status, 'duration_ms', a.duration_ms,
+                        'fenced', a.fenced) order by a.id)
                      from delivery_attempts a where a.delivery_id = d.id), '[]') as attempt_history
     from alert_deliveries d
     where d.alert_id = ${alertId}
@@ -79,13 +94,17 @@ export async function deliveriesOfAlert(
     limit ${limit}`;
 }
 
-export async function dlqCounts(sql: Sql): Promise<Record<"pending" | "exhausted", number>> {
-  const rows = await sql<{ state: "pending" | "exhausted"; n: number }[]>`
+export async function dlqCounts(sql: Sql): Promise<Record<DlqState, number>> {
+  const rows = await sql<{ state: DlqState; n: number }[]>`
     select state, count(*)::int as n from alert_dlq group by state`;
-  const counts = { pending: 0, exhausted: 0 };
+  const counts = { pending: 0, exhausted: 0, uncertain: 0 };
   for (const row of rows) counts[row.state] = row.n;
   return counts;
 }
+
+const DLQ_COLUMNS = (sql: Queryable) =>
+  sql`q.id, q.delivery_id, d.alert_id, d.user_id, d.channel, q.error_message, q.retry_count,
+      q.next_retry_at, q.last_retry_at, q.state, d.maybe_sent, q.created_at`;
 
 export async function listDlq(
   sql: Sql,
@@ -94,8 +113,7 @@ export async function listDlq(
   after?: Cursor,
 ): Promise<DlqRow[]> {
   return await sql<DlqRow[]>`
-    select q.id, q.delivery_id, d.alert_id, d.user_id, d.channel, q.error_message, q.retry_count,
-           q.next_retry_at, q.last_retry_at, q.state, q.created_at
+    select ${DLQ_COLUMNS(sql)}
     from alert_dlq q join alert_deliveries d on d.id = q.delivery_id
     where true
       ${filter.state ? sql`and q.state = ${filter.state}` : sql``}
@@ -105,17 +123,30 @@ export async function listDlq(
     limit ${limit}`;
 }
 
-/** Makes a DLQ row due now (retry count and history kept); false if there is no such row. */
-export async function replayDlq(sql: Sql, id: string, now: Date): Promise<DlqRow | undefined> {
+/**
+ * Makes a DLQ row due now (retry count and history kept). A row whose retry is in flight is left
+ * as it is (`busy`). Replaying an `uncertain` row is a person's decision to send again although
+ * an earlier attempt may have arrived: the delivery is no longer marked as maybe sent.
+ */
+export async function replayDlq(
+  sql: Sql,
+  id: string,
+  now: Date,
+): Promise<DlqRow | "busy" | undefined> {
   return await sql.begin(async (tx) => {
-    const [row] = await tx<{ delivery_id: string }[]>`
-      update alert_dlq set state = 'pending', next_retry_at = ${now}
-      where id = ${id} returning delivery_id`;
+    const [row] = await tx<{ delivery_id: string; busy: boolean }[]>`
+      select q.delivery_id, coalesce(d.lease_until > ${now}, false) as busy
+      from alert_dlq q join alert_deliveries d on d.id = q.delivery_id
+      where q.id = ${id}
+      for update of q, d`;
     if (!row) return undefined;
-    await tx`update alert_deliveries set status = 'failed' where id = ${row.delivery_id}`;
+    if (row.busy) return "busy";
+    await tx`update alert_dlq set state = 'pending', next_retry_at = ${now} where id = ${id}`;
+    await tx`
+      update alert_deliveries set status = 'failed', maybe_sent = false
+      where id = ${row.delivery_id}`;
     const [replayed] = await tx<DlqRow[]>`
-      select q.id, q.delivery_id, d.alert_id, d.user_id, d.channel, q.error_message, q.retry_count,
-             q.next_retry_at, q.last_retry_at, q.state, q.created_at
+      select ${DLQ_COLUMNS(tx)}
       from alert_dlq q join alert_deliveries d on d.id = q.delivery_id where q.id = ${id}`;
     return replayed;
   });
@@ -132,9 +163,11 @@ export async function discardDlq(
     const [row] = await tx<{ delivery_id: string }[]>`
       delete from alert_dlq where id = ${id} returning delivery_id`;
     if (!row) return false;
+    // A retry in flight loses its lease: its outcome will be recorded as fenced.
     const error = `discarded from the DLQ: ${reason}`;
     await tx`
-      update alert_deliveries set status = 'exhausted', last_error = ${error}
+      update alert_deliveries
+      set status = 'exhausted', last_error = ${error}, lease_token = null, lease_until = null
       where id = ${row.delivery_id}`;
     await tx`
       insert into delivery_attempts (delivery_id, attempt, at, outcome, error)

@@ -2,10 +2,16 @@
  * Scheduled work through `Deno.cron`, in the same process. Every replica runs every job, so each
  * job must be safe to run concurrently (the database claims make it so). A job's handler takes
  * the time as an argument: tests call it directly with an injected clock.
+ *
+ * Runs are tracked by the process's Drain: on shutdown no new run starts and the running ones
+ * are waited for. Jobs that claim shared work are refused while this replica's clock is too far
+ * off the database's (ClockSkew), since leases and due times are compared across replicas.
  */
 import type { Clock } from "../clock.ts";
 import { type Logger, withLogContext } from "../observability/logger.ts";
 import { initJobMetrics, type Metrics } from "../observability/metrics.ts";
+import type { ClockSkew } from "./clock_skew.ts";
+import type { Drain } from "./drain.ts";
 
 export interface Job {
   /** Also the `job` label of the cron metrics, e.g. `alerts.retry`. */
@@ -13,32 +19,43 @@ export interface Job {
   /** Cron expression (UTC). */
   schedule: string;
   run(now: Date): Promise<unknown>;
+  /** Claims work that other replicas may claim too (leases, due times). */
+  claims?: boolean;
 }
 
 export interface JobDeps {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  skew?: ClockSkew;
+}
+
+export interface JobRun {
+  status: "success" | "error";
+  result?: unknown;
+  error?: string;
 }
 
 /** Runs a job once, recording its outcome; never throws. */
-export async function runJob(job: Job, deps: JobDeps): Promise<"success" | "error"> {
+export async function runJob(job: Job, deps: JobDeps): Promise<JobRun> {
   const started = performance.now();
-  let status: "success" | "error" = "success";
+  let run: JobRun;
   try {
+    if (job.claims) deps.skew?.assertCanClaim();
     // Every line the job logs says which job it was.
     const result = await withLogContext({ job: job.name }, () => job.run(deps.clock.now()));
     deps.logger.debug("job {job} done", { job: job.name, result });
+    run = { status: "success", result };
   } catch (error) {
-    status = "error";
+    run = { status: "error", error: error instanceof Error ? error.message : String(error) };
     deps.logger.error("job {job} failed", { job: job.name, error });
   }
-  deps.metrics.cronRuns.inc({ job: job.name, status });
+  deps.metrics.cronRuns.inc({ job: job.name, status: run.status });
   deps.metrics.cronDuration.observe({ job: job.name }, (performance.now() - started) / 1000);
-  return status;
+  return run;
 }
 
-export function scheduleJobs(jobs: Job[], deps: JobDeps, signal: AbortSignal): void {
+export function scheduleJobs(jobs: Job[], deps: JobDeps & { drain: Drain }): void {
   for (const job of jobs) {
     initJobMetrics(deps.metrics, job.name);
     // Deno.cron names allow no dots. backoffSchedule: [] because a failed run is simply retried
@@ -46,8 +63,11 @@ export function scheduleJobs(jobs: Job[], deps: JobDeps, signal: AbortSignal): v
     Deno.cron(
       job.name.replaceAll(".", "_"),
       job.schedule,
-      { backoffSchedule: [], signal },
-      async () => void await runJob(job, deps),
+      { backoffSchedule: [] },
+      async () => {
+        if (deps.drain.stopping) return;
+        await deps.drain.track(runJob(job, deps));
+      },
     );
   }
 }

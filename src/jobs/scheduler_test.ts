@@ -27,7 +27,8 @@ Deno.test("jobs: a run is timed and counted by outcome; its log lines name the j
     schedule: "* * * * *",
     run: () => Promise.reject(new Error("database away")),
   }, { clock, metrics, logger });
-  assertEquals([ok, failed], ["success", "error"]);
+  assertEquals([ok.status, failed.status], ["success", "error"]);
+  assertEquals([ok.result, failed.error], [{ done: 1 }, "database away"]);
   assertEquals(seen, [clock.now()], "the job gets the time from the clock");
   const runs = (await metrics.cronRuns.get()).values.map((
     v,

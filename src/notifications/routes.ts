@@ -9,7 +9,8 @@ import { Problem } from "../http/problem.ts";
 const NotificationSchema = z.object({
   id: z.uuid(),
   alert_id: z.uuid().nullable(),
-  delivery_id: z.uuid(),
+  // Null once the delivery is pruned (DELIVERY_RETENTION_DAYS) while the notification is unread.
+  delivery_id: z.uuid().nullable(),
   title: z.string(),
   message: z.string(),
   read_at: Timestamp.nullable(),

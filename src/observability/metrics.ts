@@ -8,9 +8,17 @@ import { CHANNELS } from "../delivery/types.ts";
 
 export type BreakerState = "closed" | "open" | "half_open";
 export const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
-export const DELIVERY_STATUSES = ["delivered", "failed", "suppressed", "exhausted"] as const;
-export const RETRY_OUTCOMES = ["delivered", "failed", "exhausted"] as const;
-export const DLQ_STATES = ["pending", "exhausted"] as const;
+/** `unknown`: no answer, retried inside the idempotency window; `uncertain`: outside it. */
+export const DELIVERY_STATUSES = [
+  "delivered",
+  "failed",
+  "unknown",
+  "suppressed",
+  "exhausted",
+  "uncertain",
+] as const;
+export const RETRY_OUTCOMES = ["delivered", "failed", "unknown", "exhausted", "uncertain"] as const;
+export const DLQ_STATES = ["pending", "exhausted", "uncertain"] as const;
 export const EVALUATION_RESULTS = ["matched", "not_matched", "error"] as const;
 export const JOB_STATUSES = ["success", "error"] as const;
 
@@ -145,6 +153,11 @@ export function createMetrics() {
       name: "alert_retry_attempts_total",
       help: "Retries of dead-lettered deliveries, by channel and outcome.",
       labelNames: ["channel", "outcome"] as const,
+      registers,
+    }),
+    clockSkew: new Gauge({
+      name: "vigil_clock_skew_seconds",
+      help: "Database clock minus this replica's clock, measured every minute.",
       registers,
     }),
     cronRuns: new Counter({

@@ -1,7 +1,9 @@
 /**
  * Email channel through Resend. Every attempt of a delivery carries the delivery id as its
- * idempotency key, so a retry after an ambiguous failure never sends twice. 429 waits for
- * retry-after; 400/401/403/422 are permanent; 5xx, network errors and timeouts are retried.
+ * idempotency key, so a retry after an ambiguous failure never sends twice while Resend remembers
+ * the key (24 h). An answer is definite: 429 waits for retry-after; 400/401/403/422 are permanent;
+ * other errors are retried. No answer (a timeout, a network error: the SDK does not tell a refused
+ * connection from a lost one) is an unknown outcome: Resend may have the email.
  * Without RESEND_API_KEY, development writes each email as a log line and other environments
  * report the channel unavailable (its deliveries fail into the DLQ until it is configured).
  */
@@ -9,7 +11,8 @@ import { Resend } from "resend";
 import type { Config } from "../../config.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { RateLimiter } from "../rate_limiter.ts";
-import type { Delivery, Sender, SendResult } from "../types.ts";
+import { MAX_DELAY_MS } from "../schedule.ts";
+import { type Delivery, type Sender, type SendResult, timeLeft } from "../types.ts";
 
 const PERMANENT = new Set([400, 401, 403, 422]);
 
@@ -28,16 +31,18 @@ export function renderEmail(delivery: Delivery) {
   return { subject: p.title, text, html };
 }
 
-/** Parses `retry-after` (seconds or an HTTP date) into milliseconds. */
+/**
+ * Parses `retry-after` (seconds or an HTTP date) into milliseconds, within [0, MAX_DELAY_MS]:
+ * the receiver controls this header, so a huge or negative value must not strand a retry.
+ */
 export function retryAfterMs(
   value: string | undefined | null,
   now = Date.now(),
 ): number | undefined {
   if (!value) return undefined;
   const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - now;
+  return Number.isNaN(ms) ? undefined : Math.min(Math.max(ms, 0), MAX_DELAY_MS);
 }
 
 export function emailSender(
@@ -65,7 +70,7 @@ export function emailSender(
             text: email.text,
             idempotency_key: delivery.id,
           });
-          return Promise.resolve({ ok: true });
+          return Promise.resolve({ outcome: "delivered" });
         },
       };
     }
@@ -74,7 +79,11 @@ export function emailSender(
       channel: "email",
       status: () => ({ status: "unavailable", detail }),
       send: () =>
-        Promise.resolve({ ok: false, permanent: false, error: `email is unavailable: ${detail}` }),
+        Promise.resolve({
+          outcome: "failed",
+          permanent: false,
+          error: `email is unavailable: ${detail}`,
+        }),
     };
   }
 
@@ -86,26 +95,39 @@ export function emailSender(
   return {
     channel: "email",
     status: () => ({ status: "up" }),
-    async send(delivery, signal): Promise<SendResult> {
+    async send(delivery, ctx): Promise<SendResult> {
       const to = delivery.payload.recipient;
       if (!to) {
-        return { ok: false, permanent: true, error: "the delivery has no recipient address" };
+        return {
+          outcome: "failed",
+          permanent: true,
+          error: "the delivery has no recipient address",
+        };
       }
-      await limiter.acquire();
+      // Start only with a whole timeout left in the lease: a later slot waits for the next batch.
+      if (!await limiter.acquire(ctx.deadline - config.RESEND_TIMEOUT_MS, ctx.signal)) {
+        return { outcome: "not_sent", error: "no rate-limit slot left in this batch" };
+      }
+      const timeoutMs = timeLeft(ctx, config.RESEND_TIMEOUT_MS);
       const { data, error, headers } = await resend.emails.send(
         { from: config.ALERT_EMAIL_FROM, to, ...renderEmail(delivery) },
         {
           idempotencyKey: delivery.id,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(config.RESEND_TIMEOUT_MS)]),
+          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
         },
       );
-      if (data && !error) return { ok: true, providerStatus: 200 };
+      if (data && !error) return { outcome: "delivered", providerStatus: 200 };
       const status = error?.statusCode ?? undefined;
-      const message = `Resend${status ? ` ${status}` : ""}: ${error?.message ?? "no answer"}`;
+      if (status === undefined) {
+        const why = ctx.signal.aborted
+          ? "cut off: vigil is stopping"
+          : `no answer within ${timeoutMs} ms`;
+        return { outcome: "unknown", error: `Resend: ${why} (${error?.message ?? "no answer"})` };
+      }
       return {
-        ok: false,
-        permanent: status !== undefined && PERMANENT.has(status),
-        error: message,
+        outcome: "failed",
+        permanent: PERMANENT.has(status),
+        error: `Resend ${status}: ${error?.message ?? "no message"}`,
         providerStatus: status,
         retryAfterMs: status === 429 ? retryAfterMs(headers?.["retry-after"]) : undefined,
       };

@@ -1,4 +1,7 @@
-/** In-app channel: a `notifications` row the user can list and mark read (one per delivery). */
+/**
+ * In-app channel: a `notifications` row the user can list and mark read. The row is unique by
+ * delivery id, in the database that holds the outbox, so a re-send can never show it twice.
+ */
 import type { Sql } from "../../db/database.ts";
 import type { Delivery, Sender, SendResult } from "../types.ts";
 
@@ -17,7 +20,7 @@ export function inappSender(sql: Sql, clock: { now(): Date }): Sender {
       from jsonb_to_recordset(${sql.json(rows)})
         as r(user_id uuid, alert_id uuid, delivery_id uuid, title text, message text)
       on conflict (delivery_id) do nothing`;
-    return deliveries.map(() => ({ ok: true }));
+    return deliveries.map((): SendResult => ({ outcome: "delivered" }));
   };
   return {
     channel: "inapp",

@@ -1,7 +1,10 @@
 /**
  * Webhook channel: a POST of the alert JSON, signed the Standard Webhooks way (`webhook-id` =
  * the delivery id, `webhook-timestamp`, `webhook-signature` = `v1,` + base64 HMAC-SHA256 of
- * `id.timestamp.body` with the alert's secret). 2xx is success; refused targets are permanent.
+ * `id.timestamp.body` with the alert's secret). 2xx is success; refused targets are permanent; an
+ * answered error or a refused connection is a definite failure; no answer (a timeout, a connection
+ * lost after the request was written) is an unknown outcome. Receivers de-duplicate by
+ * `webhook-id`, which every attempt of a delivery repeats (README: the webhook contract).
  */
 import { Webhook } from "standardwebhooks";
 import { outboundFetch, type OutboundPolicy } from "../../agents/outbound.ts";
@@ -9,9 +12,10 @@ import { CallerError } from "../../agents/types.ts";
 import type { Clock } from "../../clock.ts";
 import type { Sql } from "../../db/database.ts";
 import { retryAfterMs } from "./email.ts";
-import type { Delivery, Sender, SendResult } from "../types.ts";
+import { type Delivery, type Sender, type SendResult, timeLeft } from "../types.ts";
 
-const TIMEOUT_MS = 10_000;
+/** fetch's cause when the connection was never made (refused, unreachable): nothing was sent. */
+const NOT_CONNECTED = /client error \(Connect\)/;
 
 /** The JSON body a webhook receives. */
 export function webhookBody(delivery: Delivery): string {
@@ -27,19 +31,26 @@ export function signWebhook(secret: string, id: string, at: Date, body: string) 
   };
 }
 
-export function webhookSender(sql: Sql, clock: Clock, policy: OutboundPolicy): Sender {
+export function webhookSender(
+  sql: Sql,
+  clock: Clock,
+  policy: OutboundPolicy,
+  timeoutMs: number,
+): Sender {
   return {
     channel: "webhook",
     status: () => ({ status: "up" }),
-    async send(delivery, signal): Promise<SendResult> {
+    async send(delivery, ctx): Promise<SendResult> {
       const url = delivery.payload.webhook_url;
       const [alert] = delivery.alert_id
         ? await sql<{ secret: string | null }[]>`
             select channels -> 'webhook' ->> 'secret' as secret from alerts where id = ${delivery.alert_id}`
         : [];
       if (!url || !alert?.secret) {
-        return { ok: false, permanent: true, error: "the alert or its webhook is gone" };
+        return { outcome: "failed", permanent: true, error: "the alert or its webhook is gone" };
       }
+      const timeout = timeLeft(ctx, timeoutMs);
+      if (timeout <= 0) return { outcome: "not_sent", error: "no time left in this batch" };
       const body = webhookBody(delivery);
       try {
         const res = await outboundFetch(new URL(url), {
@@ -49,12 +60,12 @@ export function webhookSender(sql: Sql, clock: Clock, policy: OutboundPolicy): S
             ...signWebhook(alert.secret, delivery.id, clock.now(), body),
           },
           body,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(TIMEOUT_MS)]),
+          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeout)]),
         }, policy);
         await res.body?.cancel();
-        if (res.ok) return { ok: true, providerStatus: res.status };
+        if (res.ok) return { outcome: "delivered", providerStatus: res.status };
         return {
-          ok: false,
+          outcome: "failed",
           permanent: false,
           error: `webhook answered HTTP ${res.status}`,
           providerStatus: res.status,
@@ -63,10 +74,19 @@ export function webhookSender(sql: Sql, clock: Clock, policy: OutboundPolicy): S
             : undefined,
         };
       } catch (error) {
-        const message = error instanceof DOMException && error.name === "TimeoutError"
-          ? `no answer within ${TIMEOUT_MS} ms`
-          : (error as Error).message;
-        return { ok: false, permanent: error instanceof CallerError, error: `webhook: ${message}` };
+        if (error instanceof CallerError) {
+          return { outcome: "failed", permanent: true, error: `webhook: ${error.message}` };
+        }
+        const cause = String((error as Error).cause ?? "");
+        if (NOT_CONNECTED.test(cause)) {
+          return { outcome: "failed", permanent: false, error: `webhook: ${cause}` };
+        }
+        const why = ctx.signal.aborted
+          ? "cut off: vigil is stopping"
+          : error instanceof DOMException && error.name === "TimeoutError"
+          ? `no answer within ${timeout} ms`
+          : cause || (error as Error).message;
+        return { outcome: "unknown", error: `webhook: ${why}` };
       }
     },
   };
