@@ -229,10 +229,18 @@ export class Dispatcher {
   async #sendAll(held: Held[]): Promise<Map<string, Attempt>> {
     const attempts = new Map<string, Attempt>();
     if (held.length === 0) return attempts;
+    const budget = sendBudgetMs(this.deps.schedule.leaseMs);
     const ctx: SendContext = {
       signal: this.deps.drain.signal,
-      deadline: performance.now() + sendBudgetMs(this.deps.schedule.leaseMs),
+      deadline: performance.now() + budget,
     };
+    // The lease is judged by the clock the other replicas read: a process that stalled (a pause,
+    // a frozen VM) past it must not start a send the lease no longer covers.
+    const leaseEnd = this.deps.clock.now().getTime() + budget;
+    const tooLate = (): SendResult | undefined =>
+      this.deps.clock.now().getTime() >= leaseEnd
+        ? { outcome: "not_sent", error: "the lease ran out before this send started" }
+        : undefined;
     const byChannel = new Map<Channel, Delivery[]>();
     for (const { delivery } of held) {
       const group = byChannel.get(delivery.channel);
@@ -251,16 +259,17 @@ export class Dispatcher {
       const sender = this.deps.senders[channel];
       if (sender.sendMany) {
         const started = performance.now();
-        const results = await sender.sendMany(group, ctx).catch((e) =>
-          group.map(() => noAnswer(e))
-        );
+        const late = tooLate();
+        const results = late
+          ? group.map(() => late)
+          : await sender.sendMany(group, ctx).catch((e) => group.map(() => noAnswer(e)));
         const each = (performance.now() - started) / group.length;
         group.forEach((delivery, i) => keep(delivery, results[i], each));
         return;
       }
       await mapPool(group, this.#concurrency, async (delivery) => {
         const started = performance.now();
-        const result = await sender.send(delivery, ctx).catch(noAnswer);
+        const result = tooLate() ?? await sender.send(delivery, ctx).catch(noAnswer);
         keep(delivery, result, performance.now() - started);
       });
     }));

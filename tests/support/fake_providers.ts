@@ -5,7 +5,8 @@
  *   for 24 h (of the injected clock) without a second email, a key still in progress answers 409,
  *   and after 24 h the key is forgotten: a new request makes a second email.
  * - `fakeWebhookReceiver`: a Standard Webhooks receiver that de-duplicates by `webhook-id` for
- *   72 h, as vigil's webhook contract asks.
+ *   72 h, atomically (a copy arriving while the first is in progress gets 409), as vigil's
+ *   webhook contract asks.
  *
  * Each request takes the next scripted behaviour (default: accept). `copies` counts what a user
  * would see: emails created, webhook payloads taken in.
@@ -20,6 +21,8 @@ export type Behaviour =
   | { kind: "hang" }
   /** Takes the message in, then never answers: the sender cannot know it arrived. */
   | { kind: "accept_then_hang" }
+  /** An outage in front of the provider (a load balancer's 503): nothing reaches it. */
+  | { kind: "outage" }
   /** Waits for `until`, then behaves as `then`. */
   | { kind: "wait"; until: Promise<unknown>; then: Behaviour };
 
@@ -35,6 +38,8 @@ interface Provider {
   firstSeen: Map<string, number>;
   script: Behaviour[];
   respond(...behaviours: Behaviour[]): void;
+  /** Forgets every key and every request seen (a fresh provider, same address). */
+  reset(): void;
   /** An outage in front of the provider: every request is answered 503, nothing is kept. */
   down: boolean;
   /** Picks the behaviour of every request not scripted. */
@@ -77,6 +82,10 @@ function fakeProvider(
     script,
     down: false,
     respond: (...behaviours) => void script.push(...behaviours),
+    reset: () => {
+      for (const map of [requests, copies, firstSeen, acceptedAt]) map.clear();
+      script.length = 0;
+    },
     close: async () => {
       for (const release of [...hanging]) release();
       await server.close();
@@ -94,11 +103,13 @@ function fakeProvider(
     const now = clock.now().getTime();
     requests.set(key, (requests.get(key) ?? 0) + 1);
     if (!firstSeen.has(key)) firstSeen.set(key, now);
-    if (provider.down) return options.rejected({ kind: "status", status: 503 });
+    let behaviour = script.shift() ?? provider.decide?.(key) ?? { kind: "ok" };
+    if (provider.down || behaviour.kind === "outage") {
+      return options.rejected({ kind: "status", status: 503 });
+    }
     const known = acceptedAt.get(key);
     if (known !== undefined && now - known < options.windowMs) return options.accepted(key);
     if (busy.has(key) && options.inProgress) return options.inProgress();
-    let behaviour = script.shift() ?? provider.decide?.(key) ?? { kind: "ok" };
     busy.add(key);
     try {
       while (behaviour.kind === "wait") {
@@ -114,6 +125,8 @@ function fakeProvider(
         }
         case "status":
           return options.rejected(behaviour);
+        case "outage":
+          return options.rejected({ kind: "status", status: 503 });
         case "hang":
           await hang(req);
           return new Response(null, { status: 504 });
@@ -157,6 +170,9 @@ export function fakeWebhookReceiver(clock: Clock): Provider {
     windowMs: 72 * HOUR,
     keyOf: (req) => req.headers.get("webhook-id"),
     accepted: () => new Response(null, { status: 204 }),
+    // The contract: de-duplicate atomically, so a copy arriving while the first is still being
+    // taken in is refused (and retried later), not taken in twice.
+    inProgress: () => new Response("this webhook-id is being processed", { status: 409 }),
     rejected: (b) =>
       new Response(null, {
         status: b.status,
