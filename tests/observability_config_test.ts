@@ -6,6 +6,7 @@
  * must be one vigil exports.
  */
 import { parse } from "yaml";
+import { DELIVERY_STATUSES, DLQ_STATES, RETRY_OUTCOMES } from "../src/observability/metrics.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import {
   alertingRules,
@@ -104,7 +105,13 @@ function catalogue(): Catalogue {
   };
   const channel = ["inapp", "email", "webhook"];
   // The scrape's job="vigil" wins; vigil's own `job` label (the cron job) becomes exported_job.
-  const cronJob = ["alerts.evaluate", "alerts.retry", "runs.prune"];
+  const cronJob = [
+    "alerts.evaluate",
+    "alerts.retry",
+    "runs.prune",
+    "deliveries.prune",
+    "clock.skew",
+  ];
 
   metric("http_requests_total", ["method", "status", "ok", "route"], { ok: ["true", "false"] });
   histogram("http_request_duration_seconds", ["method", "status", "ok", "route"], {
@@ -126,13 +133,13 @@ function catalogue(): Catalogue {
   metric("alerts_fired_total", []);
   metric("alert_deliveries_total", ["channel", "status"], {
     channel,
-    status: ["delivered", "failed", "suppressed", "exhausted"],
+    status: [...DELIVERY_STATUSES],
   });
   histogram("alert_delivery_duration_seconds", ["channel"], { channel });
-  metric("alert_dlq_entries", ["state"], { state: ["pending", "exhausted"] });
+  metric("alert_dlq_entries", ["state"], { state: [...DLQ_STATES] });
   metric("alert_retry_attempts_total", ["channel", "outcome"], {
     channel,
-    outcome: ["delivered", "failed", "exhausted"],
+    outcome: [...RETRY_OUTCOMES],
   });
   metric("cron_job_runs_total", ["exported_job", "status"], {
     exported_job: cronJob,
@@ -149,11 +156,12 @@ function catalogue(): Catalogue {
     ]
   ) metric(name, []);
   metric("vigil_build_info", ["version", "deno"]);
+  metric("vigil_clock_skew_seconds", []);
   metric("up", []);
   // Recording rules keep job plus the labels they aggregate by.
   for (const name of recordingRuleNames()) {
     metric(name, ["pattern_id", "agent_name", "channel", "state", "le"], {
-      state: ["pending", "exhausted"],
+      state: [...DLQ_STATES],
     });
   }
   return c;
