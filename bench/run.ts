@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { migrate } from "../src/db/migrate.ts";
 import { setupLogging } from "../src/observability/logger.ts";
 import { type Cluster, freePort, startCluster, which } from "../tests/support/cluster.ts";
+import { chaosFigures } from "./chaos.ts";
 import { alertFirePerSecond, dlqDrain, stepOverheadUs } from "./in_process.ts";
 import { wrk } from "./wrk.ts";
 
@@ -329,6 +330,9 @@ async function main() {
     results.dlq_drain_rows_per_s_1w = round(median(one), 0);
     results.dlq_drain_rows_per_s_2w = round(median(two), 0);
     results.dlq_duplicates = duplicates;
+
+    log("chaos: two replicas killed mid-send (tests/support/chaos.ts)");
+    Object.assign(results, await chaosFigures(baseUrl));
   } finally {
     vigil?.kill("SIGKILL");
     bare?.kill("SIGKILL");
@@ -338,6 +342,11 @@ async function main() {
     cluster?.stop();
   }
 
+  // The DLQ drain is compared with the previous run's figure, kept in bench/results.
+  const previous: Record<string, unknown> = await Deno.readTextFile(
+    `${ROOT}bench/results/latest.json`,
+  ).then((text) => JSON.parse(text), () => ({}));
+  results.dlq_drain_rows_per_s_1w_previous = previous.dlq_drain_rows_per_s_1w ?? null;
   const meminfo = Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s+(\d+) kB/)![1];
   const output = {
     ...results,
@@ -375,9 +384,20 @@ function printTable(r: Record<string, unknown>) {
     ],
     ["step_overhead_us", r.step_overhead_us, "—", "—"],
     ["alert_fire_per_s", r.alert_fire_per_s, "—", "—"],
-    ["dlq_drain_rows_per_s_1w", r.dlq_drain_rows_per_s_1w, "—", "—"],
+    [
+      "dlq_drain_rows_per_s_1w",
+      r.dlq_drain_rows_per_s_1w,
+      r.dlq_drain_rows_per_s_1w_previous
+        ? `${r.dlq_drain_rows_per_s_1w_previous} (previous run)`
+        : "—",
+      r.dlq_drain_rows_per_s_1w_previous
+        ? round(Number(r.dlq_drain_rows_per_s_1w) / Number(r.dlq_drain_rows_per_s_1w_previous), 2)
+        : "—",
+    ],
     ["dlq_drain_rows_per_s_2w", r.dlq_drain_rows_per_s_2w, "—", "—"],
     ["dlq_duplicates", r.dlq_duplicates, "—", "—"],
+    ["chaos_lost", r.chaos_lost, "—", "—"],
+    ["chaos_duplicates", r.chaos_duplicates, "—", "—"],
     ["metrics_scrape_p99_ms", r.metrics_scrape_p99_ms, "—", "—"],
     ["rss_mb_idle", r.rss_mb_idle, "—", "—"],
     ["rss_mb_under_load", r.rss_mb_under_load, "—", "—"],

@@ -13,6 +13,20 @@ Deno.test("config: defaults", () => {
   assertEquals(config.ALERTMANAGER_RECIPIENTS, []);
   assertEquals(config.ALERTMANAGER_MAX_BODY_BYTES, 33_554_432);
   assertEquals(config.DELIVERY_RETENTION_DAYS, 30);
+  assertEquals(config.DELIVERY_BACKOFF, [300_000, 1_800_000, 7_200_000, 43_200_000, 86_400_000]);
+  assertEquals(config.DELIVERY_LEASE_SECONDS, 120);
+  assertEquals(config.SHUTDOWN_TIMEOUT_MS, 30_000);
+});
+
+Deno.test("config: a shorter schedule and lease for tests, if one send still fits", () => {
+  const config = loadConfig({
+    DELIVERY_BACKOFF: "1s, 1.5s,2m,1h,1d",
+    DELIVERY_LEASE_SECONDS: "3",
+    RESEND_TIMEOUT_MS: "2000",
+    WEBHOOK_TIMEOUT_MS: "2250",
+  });
+  assertEquals(config.DELIVERY_BACKOFF, [1000, 1500, 120_000, 3_600_000, 86_400_000]);
+  assertEquals(config.DELIVERY_LEASE_SECONDS, 3);
 });
 
 Deno.test("config: private targets are allowed by default outside production", () => {
@@ -67,6 +81,30 @@ Deno.test("config: a bad value is one line naming the variable", async (t) => {
     [
       { DELIVERY_RETENTION_DAYS: "0" },
       'invalid configuration: DELIVERY_RETENTION_DAYS must be at least 1 (got "0")',
+    ],
+    [
+      { DELIVERY_BACKOFF: "5m,soon" },
+      'invalid configuration: DELIVERY_BACKOFF "soon" is not a duration such as 30s, 5m or 2h',
+    ],
+    [
+      { DELIVERY_BACKOFF: "5m,500ms" },
+      "invalid configuration: DELIVERY_BACKOFF must list delays between 1s and 7d",
+    ],
+    [
+      { DELIVERY_BACKOFF: Array(11).fill("1m").join(",") },
+      "invalid configuration: DELIVERY_BACKOFF must list at most 10 delays",
+    ],
+    [
+      { DELIVERY_LEASE_SECONDS: "1" },
+      'invalid configuration: DELIVERY_LEASE_SECONDS must be at least 2 (got "1")',
+    ],
+    [
+      { DELIVERY_LEASE_SECONDS: "10" },
+      "invalid configuration: DELIVERY_LEASE_SECONDS must leave room for one send of 10000 ms",
+    ],
+    [
+      { SHUTDOWN_TIMEOUT_MS: "100" },
+      'invalid configuration: SHUTDOWN_TIMEOUT_MS must be at least 1000 (got "100")',
     ],
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: "jaeger:4318" },

@@ -152,10 +152,12 @@ dbTest(
     const alertId = await s.alertOn("webhook");
     const alert = (await s.app.request("GET", `/v1/alerts/${alertId}`, { key: s.ann.key })).body;
     let release!: () => void;
+    // The first request is held on the way (a proxy, say), then refused by an outage in front
+    // of the receiver: a definite failure, answered long after the lease ran out.
     s.hook.respond({
       kind: "wait",
       until: new Promise<void>((r) => (release = r)),
-      then: { kind: "status", status: 500 },
+      then: { kind: "outage" },
     });
     const firing = await s.app.evaluator.fire(
       { ...alert, next_eval_at: new Date(alert.next_eval_at) },
@@ -240,6 +242,8 @@ dbTest(
       null,
     ]);
     assertEquals(d.history, [{ outcome: "unknown", fenced: false }]);
+    // The receiver notices the cut-off connection (else it would answer 409: still in progress).
+    while (s.hook.inFlight > 0) await new Promise((r) => setTimeout(r, 2));
     // No stale window to wait for: the next process takes it on its first tick.
     const next = await testApp(db, { clock: s.clock, adminEmail: "admin-2@example.com" });
     assertEquals((await retryDeliveries(next.dispatcher)).abandoned.delivered, 1);

@@ -398,27 +398,31 @@ export class Dispatcher {
             lease_token = null, lease_until = null,
             delivered_at = case when o.status = 'delivered' then ${at}::timestamptz
                                 else d.delivered_at end
-        from o where d.id = o.id and d.lease_token = o.token
-        returning d.id
+        from o
+        -- The id list lets the planner use the primary key (it cannot see into the JSON).
+        where d.id = any(${decisions.map((d) => d.id)}::uuid[])
+          and d.id = o.id and d.lease_token = o.token
+        returning d.id, o.error, o.dlq, o.dlq_state, o.retry_count, o.due, o.retried
       ), attempts as (
         insert into delivery_attempts
           (delivery_id, attempt, at, outcome, error, provider_status, duration_ms, fenced)
         select o.id, o.attempt, ${at}, o.outcome, o.error, o.provider_status, o.duration_ms,
-               not exists (select 1 from owned where owned.id = o.id)
-        from o where o.outcome is not null
+               owned.id is null
+        from o left join owned on owned.id = o.id where o.outcome is not null
       ), removed as (
-        delete from alert_dlq q using o, owned
-        where o.dlq = 'delete' and owned.id = o.id and q.delivery_id = o.id
+        delete from alert_dlq q using owned
+        where owned.dlq = 'delete' and q.delivery_id = owned.id
       )
       insert into alert_dlq
         (delivery_id, error_message, retry_count, next_retry_at, last_retry_at, state, created_at)
-      select o.id,
-             coalesce(o.error, (select error_message from alert_dlq where delivery_id = o.id),
+      select owned.id,
+             coalesce(owned.error,
+                      (select error_message from alert_dlq where delivery_id = owned.id),
                       'not sent yet'),
-             o.retry_count, o.due, case when o.retried then ${at}::timestamptz end, o.dlq_state,
-             ${at}
-      from o join owned on owned.id = o.id
-      where o.dlq = 'upsert'
+             owned.retry_count, owned.due, case when owned.retried then ${at}::timestamptz end,
+             owned.dlq_state, ${at}
+      from owned
+      where owned.dlq = 'upsert'
       on conflict (delivery_id) do update
       set error_message = excluded.error_message, retry_count = excluded.retry_count,
           next_retry_at = excluded.next_retry_at,

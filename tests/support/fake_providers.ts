@@ -23,7 +23,7 @@ export type Behaviour =
   | { kind: "accept_then_hang" }
   /** An outage in front of the provider (a load balancer's 503): nothing reaches it. */
   | { kind: "outage" }
-  /** Waits for `until`, then behaves as `then`. */
+  /** Held on the way to the provider until `until`, then behaves as `then`. */
   | { kind: "wait"; until: Promise<unknown>; then: Behaviour };
 
 const HOUR = 3_600_000;
@@ -38,6 +38,8 @@ interface Provider {
   firstSeen: Map<string, number>;
   script: Behaviour[];
   respond(...behaviours: Behaviour[]): void;
+  /** Requests being processed now. */
+  readonly inFlight: number;
   /** Forgets every key and every request seen (a fresh provider, same address). */
   reset(): void;
   /** An outage in front of the provider: every request is answered 503, nothing is kept. */
@@ -65,6 +67,8 @@ function fakeProvider(
   const busy = new Set<string>();
   const hanging = new Set<() => void>();
   const script: Behaviour[] = [];
+  let close!: () => void;
+  const closed = new Promise<void>((resolve) => (close = resolve));
   const hang = (req: Request) =>
     new Promise<void>((resolve) => {
       const done = () => {
@@ -81,12 +85,16 @@ function fakeProvider(
     firstSeen,
     script,
     down: false,
+    get inFlight() {
+      return busy.size;
+    },
     respond: (...behaviours) => void script.push(...behaviours),
     reset: () => {
       for (const map of [requests, copies, firstSeen, acceptedAt]) map.clear();
       script.length = 0;
     },
     close: async () => {
+      close();
       for (const release of [...hanging]) release();
       await server.close();
     },
@@ -104,6 +112,11 @@ function fakeProvider(
     requests.set(key, (requests.get(key) ?? 0) + 1);
     if (!firstSeen.has(key)) firstSeen.set(key, now);
     let behaviour = script.shift() ?? provider.decide?.(key) ?? { kind: "ok" };
+    while (behaviour.kind === "wait") {
+      // Held on the way (a slow network, a proxy): the provider has not seen it yet.
+      await Promise.race([behaviour.until, closed]);
+      behaviour = behaviour.then;
+    }
     if (provider.down || behaviour.kind === "outage") {
       return options.rejected({ kind: "status", status: 503 });
     }
@@ -112,10 +125,6 @@ function fakeProvider(
     if (busy.has(key) && options.inProgress) return options.inProgress();
     busy.add(key);
     try {
-      while (behaviour.kind === "wait") {
-        await behaviour.until;
-        behaviour = behaviour.then;
-      }
       switch (behaviour.kind) {
         case "ok": {
           const delay = behaviour.delayMs ?? 0;
@@ -125,13 +134,15 @@ function fakeProvider(
         }
         case "status":
           return options.rejected(behaviour);
-        case "outage":
-          return options.rejected({ kind: "status", status: 503 });
+        // Neither answers; the provider is done with the request (it is no longer in
+        // progress), only the answer never leaves.
         case "hang":
+          busy.delete(key);
           await hang(req);
           return new Response(null, { status: 504 });
         case "accept_then_hang":
           accept(key);
+          busy.delete(key);
           await hang(req);
           return new Response(null, { status: 504 });
       }

@@ -6,6 +6,8 @@ export interface VigilProcess extends AsyncDisposable {
   /** Base URL, once it listens. */
   url: string;
   port: number;
+  /** Process id (to pause it with SIGSTOP / SIGCONT, say). */
+  pid: number;
   /** Every JSON log line so far. */
   logs: Record<string, unknown>[];
   stderr(): string;
@@ -104,6 +106,7 @@ export async function startVigil(
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    pid: child.pid,
     logs: lines,
     stderr,
     waitForLog,
