@@ -56,6 +56,16 @@ async function setup(db: TestDatabase, env: Env = {}) {
     assertEquals(res.status, 201, JSON.stringify(res.body));
     return res.body.id as string;
   };
+  /** Fires an alert on one channel without sending: the process "dies" after the commit. */
+  const fireOnly = async (channel: "email" | "webhook") => {
+    const alertId = await alertOn(channel);
+    const alert = (await app.request("GET", `/v1/alerts/${alertId}`, { key: ann.key })).body;
+    return await app.evaluator.fire(
+      { ...alert, next_eval_at: new Date(alert.next_eval_at) },
+      11,
+      clock.now(),
+    );
+  };
   const evaluate = async (alertId: string) =>
     (await app.request("POST", `/v1/alerts/${alertId}/evaluate`, { key: ann.key, body: {} }))
       .body;
@@ -77,6 +87,7 @@ async function setup(db: TestDatabase, env: Env = {}) {
     hook,
     ann,
     alertOn,
+    fireOnly,
     evaluate,
     delivery,
     async [Symbol.asyncDispose]() {
@@ -149,8 +160,6 @@ dbTest(
   async (_t, db) => {
     await using s = await setup(db);
     const other = await testApp(db, { clock: s.clock, adminEmail: "admin-2@example.com" });
-    const alertId = await s.alertOn("webhook");
-    const alert = (await s.app.request("GET", `/v1/alerts/${alertId}`, { key: s.ann.key })).body;
     let release!: () => void;
     // The first request is held on the way (a proxy, say), then refused by an outage in front
     // of the receiver: a definite failure, answered long after the lease ran out.
@@ -159,11 +168,7 @@ dbTest(
       until: new Promise<void>((r) => (release = r)),
       then: { kind: "outage" },
     });
-    const firing = await s.app.evaluator.fire(
-      { ...alert, next_eval_at: new Date(alert.next_eval_at) },
-      11,
-      s.clock.now(),
-    );
+    const firing = await s.fireOnly("webhook");
     const late = s.app.dispatcher.deliver(firing.deliveries); // its request hangs
     while ((s.hook.requests.size) === 0) await new Promise((r) => setTimeout(r, 2));
     s.clock.advance(LEASE + SECOND);
@@ -221,14 +226,8 @@ dbTest(
   "shutdown: a send cut off at the deadline is released, and the next process sends it at once",
   async (_t, db) => {
     await using s = await setup(db);
-    const alertId = await s.alertOn("webhook");
-    const alert = (await s.app.request("GET", `/v1/alerts/${alertId}`, { key: s.ann.key })).body;
     s.hook.respond({ kind: "hang" });
-    const firing = await s.app.evaluator.fire(
-      { ...alert, next_eval_at: new Date(alert.next_eval_at) },
-      11,
-      s.clock.now(),
-    );
+    const firing = await s.fireOnly("webhook");
     const id = firing.deliveries[0].id;
     const sending = s.app.drain.track(s.app.dispatcher.deliver(firing.deliveries));
     while (!s.hook.requests.has(id)) await new Promise((r) => setTimeout(r, 2));
@@ -400,14 +399,8 @@ dbTest(
   "idempotency window: a delivery abandoned mid-send and found after the window is uncertain, unsent",
   async (_t, db) => {
     await using s = await setup(db);
-    const alertId = await s.alertOn("email");
-    const alert = (await s.app.request("GET", `/v1/alerts/${alertId}`, { key: s.ann.key })).body;
     // The process died after the firing committed, perhaps while sending.
-    const firing = await s.app.evaluator.fire(
-      { ...alert, next_eval_at: new Date(alert.next_eval_at) },
-      11,
-      s.clock.now(),
-    );
+    const firing = await s.fireOnly("email");
     s.clock.advance(25 * HOUR); // every replica was down for a day
     const tick = await retryDeliveries(s.app.dispatcher);
     assertEquals(tick.abandoned.uncertain, 1);

@@ -384,16 +384,6 @@ dbTest("delivery model: never lost, never sent twice, never stuck", async (t, db
         select 'unknown outcomes', count(*)::int from delivery_attempts where outcome = 'unknown'`
       ) count(r.what, r.n);
       count("crashes", s.steps.filter((st) => st.kind === "crash").length);
-      for (
-        const r of await db.sql<{ what: string; n: number }[]>`
-        select status as what, count(*)::int as n from alert_deliveries group by status
-        union all
-        select 'fenced attempts', count(*)::int from delivery_attempts where fenced
-        union all
-        select 'unknown outcomes', count(*)::int from delivery_attempts where outcome = 'unknown'`
-      ) {
-        count(r.what, r.n);
-      }
       count("crashes", s.steps.filter((st) => st.kind === "crash").length);
     } finally {
       await Promise.all(workers.map((w) => w.close()));
