@@ -133,3 +133,41 @@ dbTest("shutdown: SIGTERM lets an in-flight request finish, then exits 0", async
   assert(vigil.logs.some((l) => l.msg === "stopped"));
   if (dataDir) await Deno.remove(dataDir, { recursive: true });
 });
+
+dbTest(
+  "shutdown: past SHUTDOWN_TIMEOUT_MS vigil exits 1, and says so in its last log line",
+  async (_t, db) => {
+    const adminKey = "vgl_" + "d".repeat(40);
+    let arrived!: () => void;
+    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await using target = serveLocal(async () => {
+      arrived();
+      await released; // never answers before vigil gives up
+      return new Response("too late");
+    });
+    const dataDir = db.kind === "embedded" ? await Deno.makeTempDir() : undefined;
+    const database: Record<string, string> = dataDir
+      ? { DATA_DIR: dataDir }
+      : { DATABASE_URL: db.url };
+    await using vigil = await startVigil({
+      ...database,
+      ADMIN_API_KEY: adminKey,
+      SHUTDOWN_TIMEOUT_MS: "1000",
+    });
+    const headers = { authorization: `Bearer ${adminKey}`, "content-type": "application/json" };
+    const hanging = fetch(`${vigil.url}/v1/patterns/service-health/run`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ inputs: { url: target.url, max_latency_ms: 100 } }),
+    }).then((r) => r.body?.cancel(), () => {});
+    await requestArrived;
+    assertEquals(await vigil.stop("SIGTERM"), 1);
+    const last = vigil.logs.at(-1)!;
+    assertEquals([last.level, last.msg], ["error", "shutdown took longer than 1000 ms; exiting"]);
+    release();
+    await hanging;
+    if (dataDir) await Deno.remove(dataDir, { recursive: true });
+  },
+);
