@@ -155,31 +155,40 @@ export class AgentRuntime {
       );
     }
 
-    const timeoutMs = Math.min(options.timeoutMs ?? agent.timeoutMs, agent.timeoutMs);
-    return await this.deps.tracer.startActiveSpan(
-      "agent.call",
-      { attributes: { agent_name: agent.name, capability: name } },
-      async (span) => {
-        const started = performance.now();
-        try {
-          const value = await this.#callWithTimeout(capability, args, timeoutMs, options);
-          breaker.success();
-          this.deps.metrics.agentInvocations.inc({ ...labels, status: "success" });
-          if (key) options.cache!.set(key, value);
-          return { value, agent: agent.name, cacheHit: false };
-        } catch (error) {
-          // A caller's mistake says nothing about the agent's health.
-          if (!(error instanceof CallerError)) breaker.failure();
-          this.deps.metrics.agentInvocations.inc({ ...labels, status: "error" });
-          recordError(span, error);
-          if (error instanceof CapabilityError) throw error;
-          throw new CapabilityError("failed", errorText(error), { cause: error });
-        } finally {
-          this.deps.metrics.agentLatency.observe(labels, (performance.now() - started) / 1000);
-          span.end();
-        }
-      },
-    );
+    const { permit } = admission;
+    try {
+      const timeoutMs = Math.min(options.timeoutMs ?? agent.timeoutMs, agent.timeoutMs);
+      return await this.deps.tracer.startActiveSpan(
+        "agent.call",
+        { attributes: { agent_name: agent.name, capability: name } },
+        async (span) => {
+          const started = performance.now();
+          try {
+            const value = await this.#callWithTimeout(capability, args, timeoutMs, options);
+            permit.success();
+            this.deps.metrics.agentInvocations.inc({ ...labels, status: "success" });
+            if (key) options.cache!.set(key, value);
+            return { value, agent: agent.name, cacheHit: false };
+          } catch (error) {
+            // A caller's mistake says nothing about the agent's health; anything else thrown
+            // (a timeout, a non-Error) is the agent's failure.
+            if (error instanceof CallerError) permit.release();
+            else permit.failure();
+            this.deps.metrics.agentInvocations.inc({ ...labels, status: "error" });
+            recordError(span, error);
+            if (error instanceof CapabilityError) throw error;
+            throw new CapabilityError("failed", errorText(error), { cause: error });
+          } finally {
+            this.deps.metrics.agentLatency.observe(labels, (performance.now() - started) / 1000);
+            span.end();
+          }
+        },
+      );
+    } finally {
+      // Whatever was thrown on the way, the permit is settled (a no-op if it already was): an
+      // unsettled half-open trial would make the breaker reject every later call.
+      permit.release();
+    }
   }
 
   async #callWithTimeout(
@@ -217,12 +226,17 @@ export class AgentRuntime {
 
   #breaker(agentName: string): CircuitBreaker {
     setBreakerState(this.deps.metrics, agentName, "closed");
-    return new CircuitBreaker({
+    const breaker: CircuitBreaker = new CircuitBreaker({
       failureThreshold: this.deps.failureThreshold,
       openMs: this.deps.openMs,
       clock: this.deps.clock,
-      onStateChange: (state) => setBreakerState(this.deps.metrics, agentName, state),
+      onStateChange: (state) => {
+        // A call still out when its agent was removed must not bring the agent's series back.
+        if (this.#agents.get(agentName)?.breaker !== breaker) return;
+        setBreakerState(this.deps.metrics, agentName, state);
+      },
     });
+    return breaker;
   }
 
   #unroute(registered: Registered): void {

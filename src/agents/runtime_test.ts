@@ -107,3 +107,111 @@ Deno.test("runtime: a call is aborted at its timeout and counts as a failure", a
   assertEquals(e.kind, "timeout");
   assertEquals(runtime.list().find((a) => a.name === "test")!.circuit_breaker.state, "open");
 });
+
+/** "ok" or the kind of CapabilityError a call ended with. */
+const settled = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e as CapabilityError).kind);
+
+/** An agent whose every call waits until the test answers it (in call order). */
+function gatedAgent() {
+  const pending: { resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  const agent = {
+    name: "gated",
+    kind: "builtin" as const,
+    timeoutMs: 60_000,
+    capabilities: [{
+      name: "gated.call",
+      description: "",
+      args: z.object({}),
+      handler: () => new Promise((resolve, reject) => pending.push({ resolve, reject })),
+    }],
+  };
+  return { agent, pending };
+}
+
+Deno.test("runtime: a caller error on the half-open trial does not jam the breaker", async () => {
+  const { runtime, clock } = testRuntime({ failureThreshold: 1, openMs: 10_000 });
+  const { agent, pending } = gatedAgent();
+  runtime.register(agent);
+  const call = () => settled(runtime.invoke("gated.call", {}));
+  const state = () => runtime.list().find((a) => a.name === "gated")!.circuit_breaker.state;
+
+  const first = call();
+  pending.shift()!.reject(new Error("down"));
+  assertEquals(await first, "failed");
+  assertEquals(state(), "open");
+
+  clock.advance(10_000);
+  const trial = call();
+  pending.shift()!.reject(new CallerError("refused address"));
+  assertEquals(await trial, "failed");
+  assertEquals(state(), "half_open");
+
+  // The trial slot is free again: the next call is admitted (it used to be rejected for good).
+  const next = call();
+  assertEquals(pending.length, 1, "the next call reached the agent");
+  pending.shift()!.resolve("fine");
+  assertEquals(await next, "ok");
+  assertEquals(state(), "closed");
+});
+
+Deno.test("runtime: an outcome of a call admitted before the breaker opened is ignored", async () => {
+  const { runtime, clock } = testRuntime({ failureThreshold: 1, openMs: 10_000 });
+  const { agent, pending } = gatedAgent();
+  runtime.register(agent);
+  const call = () => runtime.invoke("gated.call", {});
+  const state = () => runtime.list().find((a) => a.name === "gated")!.circuit_breaker.state;
+
+  const stale = settled(call()); // admitted while CLOSED, answered much later
+  const opener = settled(call());
+  await Promise.resolve();
+  const [staleCall, openerCall] = pending.splice(0, 2);
+  openerCall.reject(new Error("down"));
+  assertEquals(await opener, "failed");
+  assertEquals(state(), "open");
+
+  clock.advance(10_000);
+  const trial = settled(call());
+  await Promise.resolve();
+  const [trialCall] = pending.splice(0, 1);
+  assertEquals(state(), "half_open");
+
+  staleCall.reject(new Error("late failure"));
+  assertEquals(await stale, "failed");
+  assertEquals(state(), "half_open", "a stale failure does not re-open the breaker");
+  clock.advance(10_000);
+  assertEquals(await settled(call()), "circuit_open", "no second trial while the first is out");
+
+  trialCall.resolve("fine");
+  assertEquals(await trial, "ok");
+  assertEquals(state(), "closed");
+});
+
+Deno.test("runtime: a thrown non-Error counts as a failure and frees the trial", async () => {
+  const { runtime, clock } = testRuntime({ failureThreshold: 1, openMs: 10_000 });
+  const { agent, pending } = gatedAgent();
+  runtime.register(agent);
+  const state = () => runtime.list().find((a) => a.name === "gated")!.circuit_breaker.state;
+
+  const first = runtime.invoke("gated.call", {});
+  pending.shift()!.reject("a string");
+  assertEquals((await assertRejects(() => first, CapabilityError)).message, "a string");
+  assertEquals(state(), "open");
+  clock.advance(10_000);
+  const trial = settled(runtime.invoke("gated.call", {}));
+  pending.shift()!.reject(undefined);
+  assertEquals(await trial, "failed");
+  assertEquals(state(), "open", "the trial's failure opened it again");
+});
+
+Deno.test("runtime: a call still out when its agent is removed does not bring its gauge back", async () => {
+  const { runtime, metrics } = testRuntime({ failureThreshold: 1 });
+  const { agent, pending } = gatedAgent();
+  runtime.register(agent);
+  const out = settled(runtime.invoke("gated.call", {}));
+  assert(runtime.unregister("gated"));
+  pending.shift()!.reject(new Error("down")); // would open the breaker
+  assertEquals(await out, "failed");
+  const series = (await metrics.breakerState.get()).values
+    .filter((v) => v.labels.agent_name === "gated");
+  assertEquals(series, []);
+});
