@@ -173,6 +173,8 @@ async function main() {
       ADMIN_API_KEY: ADMIN_KEY,
       OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
       LOG_LEVEL: "info",
+      METRICS_PUBLIC: "true", // the bench scrapes /metrics without a token
+      RATE_LIMIT_PER_MINUTE: "100000000", // wrk sends every request with one key
     });
     const barePort = freePort();
     bare = spawn(["run", "-A", "bench/bare_hono.ts", String(barePort)], {});

@@ -3,6 +3,7 @@
  * without a server; `main.ts` serves the same app.
  */
 import { swaggerUI } from "@hono/swagger-ui";
+import { secureHeaders } from "hono/secure-headers";
 import { agentsRoutes } from "./agents/routes.ts";
 import { ALERTMANAGER_WEBHOOK_PATH, alertmanagerRoutes } from "./alertmanager/routes.ts";
 import { alertsRoutes } from "./alerts/routes.ts";
@@ -11,8 +12,10 @@ import { healthRoutes, type ReadinessCheck } from "./health/routes.ts";
 import { limitBody, MAX_BODY_BYTES } from "./http/body_limit.ts";
 import { errorHandler, notFoundHandler } from "./http/errors.ts";
 import { createRouter } from "./http/openapi.ts";
+import { guardInputs } from "./http/json_guard.ts";
 import { jobsRoutes } from "./jobs/routes.ts";
 import { observeRequests } from "./http/observe.ts";
+import { limitAuthFailures, limitPerKey } from "./http/rate_limits.ts";
 import { notificationsRoutes } from "./notifications/routes.ts";
 import { metricsRoutes } from "./observability/routes.ts";
 import { patternRoutes } from "./patterns/routes.ts";
@@ -33,6 +36,7 @@ export function createApp(deps: AppDeps) {
 
   // First, so that its span, log fields and timing wrap everything else.
   app.use(observeRequests({ tracer, metrics, logger: logger.child("http") }));
+  app.use(secureHeaders());
   // 1 MiB for every route but the Alertmanager receiver, which limits its own body (after its
   // token check): Alertmanager drops a group answered 413, and a big group exceeds 1 MiB.
   const apiBodyLimit = limitBody(MAX_BODY_BYTES);
@@ -50,12 +54,17 @@ export function createApp(deps: AppDeps) {
       maxBodyBytes: config.ALERTMANAGER_MAX_BODY_BYTES,
     }),
   );
+  app.use("/v1/*", limitAuthFailures(config.AUTH_FAILURES_PER_MINUTE, metrics));
   app.use("/v1/*", authenticate(auth));
+  app.use("/v1/*", limitPerKey(config.RATE_LIMIT_PER_MINUTE, metrics));
+  // After the key check, so only callers with a key make vigil read and scan a body.
+  app.use("/v1/*", guardInputs(config.MAX_JSON_DEPTH));
 
   app.route(
     "/",
     healthRoutes({
       clock,
+      logger: logger.child("health"),
       startedAt: deps.startedAt,
       checks: [
         { name: "database", required: true, check: async () => void await sql`select 1` },
@@ -69,7 +78,10 @@ export function createApp(deps: AppDeps) {
       ],
     }),
   );
-  app.route("/", metricsRoutes({ metrics, token: config.METRICS_TOKEN }));
+  app.route(
+    "/",
+    metricsRoutes({ metrics, token: config.METRICS_TOKEN, open: config.METRICS_PUBLIC }),
+  );
   app.route("/v1", usersRoutes({ sql, clock, auth }));
   app.route("/v1", agentsRoutes(deps));
   app.route("/v1", patternRoutes(deps));

@@ -103,8 +103,9 @@ dbTest("health: ready is 503 with the reason when the database is gone", async (
   assertEquals(res.status, 503);
   const body = await res.json();
   assertEquals(body.status, "not_ready");
-  assertEquals(body.dependencies.database.status, "down");
-  assert(body.dependencies.database.detail.length > 0);
+  assertEquals(body.dependencies.database.status, "unavailable");
+  // Public endpoint: no driver text (it names hosts, ports, users); that goes to the log.
+  assertEquals(body.dependencies.database.detail, "database did not answer");
 });
 
 dbTest("openapi: every route is documented with its schemas", async (_t, db) => {

@@ -56,9 +56,12 @@ const EnvSchema = z.object({
     "must be vgl_ followed by at least 32 characters",
   ).optional(),
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  METRICS_PUBLIC: bool.optional(),
   // Long enough for one send of every channel (they go out side by side) and its record.
   SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   AUTH_CACHE_SECONDS: int(0, 3600).default(10),
+  RATE_LIMIT_PER_MINUTE: int(1, 100_000_000).default(1200),
+  AUTH_FAILURES_PER_MINUTE: int(1, 100_000).default(30),
 
   OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default("vigil"),
@@ -70,6 +73,13 @@ const EnvSchema = z.object({
   PROMETHEUS_URL: url.optional(),
   PATTERNS_DIR: z.string().min(1).default("patterns"),
   PATTERN_RUN_RETENTION_DAYS: int(1, 3650).default(7),
+  // Input and run limits (issue 15): a hostile body or pattern gets a 4xx or an error run.
+  MAX_JSON_DEPTH: int(2, 1000).default(32),
+  PATTERN_MAX_RENDER_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
+  PATTERN_RUN_TIMEOUT_MS: int(10, 3_600_000).default(120_000),
+  PATTERN_MAX_RESULT_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
+  MAX_ALERTS_PER_USER: int(1, 1_000_000).default(1000),
+  MAX_PATTERNS: int(1, 1_000_000).default(10_000),
 
   RESEND_API_KEY: z.string().min(1).optional(),
   RESEND_BASE_URL: url.optional(),
@@ -90,11 +100,18 @@ const EnvSchema = z.object({
 export type Env = z.input<typeof EnvSchema>;
 type Parsed = z.output<typeof EnvSchema>;
 
-export type Config = Omit<Parsed, "ALLOW_PRIVATE_TARGETS" | "ALERTMANAGER_RECIPIENTS"> & {
-  /** Loopback and private addresses may be called by checks, webhooks and remote agents. */
-  ALLOW_PRIVATE_TARGETS: boolean;
-  ALERTMANAGER_RECIPIENTS: string[];
-};
+export type Config =
+  & Omit<
+    Parsed,
+    "ALLOW_PRIVATE_TARGETS" | "ALERTMANAGER_RECIPIENTS" | "METRICS_PUBLIC"
+  >
+  & {
+    /** /metrics answers without METRICS_TOKEN (the default outside production). */
+    METRICS_PUBLIC: boolean;
+    /** Loopback and private addresses may be called by checks, webhooks and remote agents. */
+    ALLOW_PRIVATE_TARGETS: boolean;
+    ALERTMANAGER_RECIPIENTS: string[];
+  };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -131,6 +148,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     ...parsed,
     ALLOW_PRIVATE_TARGETS: parsed.ALLOW_PRIVATE_TARGETS ?? parsed.VIGIL_ENV !== "production",
+    METRICS_PUBLIC: parsed.METRICS_PUBLIC ?? parsed.VIGIL_ENV !== "production",
     ALERTMANAGER_RECIPIENTS: parsed.ALERTMANAGER_RECIPIENTS ?? [],
   };
 }

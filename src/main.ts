@@ -38,6 +38,10 @@ async function main() {
     logger.info("exporting traces to {endpoint}", { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   }
 
+  if (!config.METRICS_TOKEN && !config.METRICS_PUBLIC) {
+    logger.warn("/metrics is off: set METRICS_TOKEN for Prometheus (or METRICS_PUBLIC=true)");
+  }
+
   const db = await openDatabase(config);
   logger.info("database connected ({kind})", { kind: db.kind });
   await migrate(db.sql, logger.child("db"));

@@ -55,8 +55,25 @@ export function createServices(base: BaseDeps) {
     policy,
     logger: logger.child("agents"),
   });
-  const orchestrator = new Orchestrator({ runtime, metrics, tracer, clock });
-  const patterns = new PatternService({ sql, clock, runtime, remote, orchestrator });
+  const orchestrator = new Orchestrator({
+    runtime,
+    metrics,
+    tracer,
+    clock,
+    limits: {
+      renderBytes: config.PATTERN_MAX_RENDER_BYTES,
+      timeoutMs: config.PATTERN_RUN_TIMEOUT_MS,
+      resultBytes: config.PATTERN_MAX_RESULT_BYTES,
+    },
+  });
+  const patterns = new PatternService({
+    sql,
+    clock,
+    runtime,
+    remote,
+    orchestrator,
+    maxPatterns: config.MAX_PATTERNS,
+  });
 
   const schedule: DeliverySchedule = {
     backoffMs: config.DELIVERY_BACKOFF,

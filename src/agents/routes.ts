@@ -17,7 +17,7 @@ const CAPABILITY = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$/;
 const AgentSchema = z.object({
   name: z.string(),
   kind: z.enum(["builtin", "remote"]),
-  url: z.string().nullable(),
+  url: z.string().nullable().openapi({ description: "Remote agents' URL, shown to admins only" }),
   timeout_ms: z.number().int(),
   capabilities: z.array(z.object({ name: z.string(), description: z.string() })),
   circuit_breaker: z.object({
@@ -70,7 +70,10 @@ export function agentsRoutes({ sql, clock, runtime, remote, policy }: AgentsDeps
     }),
     async (c) => {
       await remote.refresh();
-      return c.json({ items: runtime.list() }, 200);
+      // Where a remote agent lives is for admins: its URL may carry a token.
+      const admin = c.get("principal").role === "admin";
+      const items = runtime.list().map((a) => (admin || a.url === null ? a : { ...a, url: null }));
+      return c.json({ items }, 200);
     },
   );
 

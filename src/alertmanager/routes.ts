@@ -9,6 +9,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { Clock } from "../clock.ts";
+import type { Config } from "../config.ts";
 import type { Sql } from "../db/database.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
 import { contentHash, type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
@@ -16,6 +17,7 @@ import { type DeliverySchedule, dueAfter } from "../delivery/schedule.ts";
 import { bearerToken } from "../http/bearer.ts";
 import { limitBody } from "../http/body_limit.ts";
 import type { AppEnv } from "../http/env.ts";
+import { guardInputs } from "../http/json_guard.ts";
 import { createRouter, json, jsonBody, problems } from "../http/openapi.ts";
 import { Problem } from "../http/problem.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -60,6 +62,7 @@ export interface AlertmanagerDeps {
   recipients: string[];
   /** ALERTMANAGER_MAX_BODY_BYTES. */
   maxBodyBytes: number;
+  config: Pick<Config, "MAX_JSON_DEPTH">;
 }
 
 /** Under the `/v1` router; the app's 1 MiB limit skips exactly this path. */
@@ -118,7 +121,12 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
       description: "Needs `Authorization: Bearer <ALERTMANAGER_WEBHOOK_TOKEN>`.",
       security: [{ bearerAuth: [] }],
       // The token first: a stranger's body is never read.
-      middleware: [requireToken, limitBody(deps.maxBodyBytes)] as const,
+      // Then the app's input limits (depth, text PostgreSQL cannot store), which skip this route.
+      middleware: [
+        requireToken,
+        limitBody(deps.maxBodyBytes),
+        guardInputs(deps.config.MAX_JSON_DEPTH),
+      ] as const,
       request: jsonBody(AlertmanagerPayload),
       responses: {
         200: json(

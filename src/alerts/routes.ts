@@ -5,6 +5,7 @@ import type { RemoteAgents } from "../agents/remote.ts";
 import type { AgentRuntime } from "../agents/runtime.ts";
 import { CallerError } from "../agents/types.ts";
 import type { Clock } from "../clock.ts";
+import type { Config } from "../config.ts";
 import type { Sql } from "../db/database.ts";
 import {
   deliveriesOfAlert,
@@ -38,7 +39,14 @@ import {
   newWebhookSecret,
   PatchAlertSchema,
 } from "./schema.ts";
-import { deleteAlert, getAlert, insertAlert, listAlerts, updateAlert } from "./store.ts";
+import {
+  type Alert,
+  deleteAlert,
+  getAlert,
+  insertAlertCapped,
+  listAlerts,
+  updateAlert,
+} from "./store.ts";
 
 const AlertSchema = z.object({
   id: z.uuid(),
@@ -114,6 +122,7 @@ export interface AlertsDeps {
   remote: RemoteAgents;
   policy: OutboundPolicy;
   evaluator: AlertEvaluator;
+  config: Pick<Config, "MAX_ALERTS_PER_USER">;
 }
 
 export function alertsRoutes(deps: AlertsDeps) {
@@ -158,11 +167,29 @@ export function alertsRoutes(deps: AlertsDeps) {
     if (errors.length) throw Problem.invalid(errors);
   }
 
-  function withSecret(channels: z.output<typeof ChannelsSchema>): Channels {
+  /**
+   * The channels to store: a webhook keeps the secret given, else the one it had (changing the
+   * URL does not rotate it), else a new one — which `generated` says must be shown once.
+   */
+  function withSecret(
+    channels: z.output<typeof ChannelsSchema>,
+    previous?: Channels,
+  ): { channels: Channels; generated: boolean } {
     const { webhook, ...rest } = channels;
-    return webhook
-      ? { ...rest, webhook: { url: webhook.url, secret: webhook.secret ?? newWebhookSecret() } }
-      : rest;
+    if (!webhook) return { channels: rest, generated: false };
+    const kept = webhook.secret ?? previous?.webhook?.secret;
+    return {
+      channels: { ...rest, webhook: { url: webhook.url, secret: kept ?? newWebhookSecret() } },
+      generated: kept === undefined,
+    };
+  }
+
+  /** Webhook secrets are write-only: after creation, readers see a hint such as `whsec_…a1b2`. */
+  function masked(alert: Alert): Alert {
+    const webhook = alert.channels.webhook;
+    if (!webhook) return alert;
+    const hint = `whsec_…${webhook.secret.slice(-4)}`;
+    return { ...alert, channels: { ...alert.channels, webhook: { ...webhook, secret: hint } } };
   }
 
   async function ownAlert(id: string, p: Principal) {
@@ -182,7 +209,7 @@ export function alertsRoutes(deps: AlertsDeps) {
         "checked on write, and a 422 lists every problem.",
       security: bearerAuth,
       request: jsonBody(CreateAlertSchema),
-      responses: { 201: json(AlertSchema, "Created"), ...problems(400, 401, 403, 422) },
+      responses: { 201: json(AlertSchema, "Created"), ...problems(400, 401, 403, 409, 422) },
     }),
     async (c) => {
       const body = c.req.valid("json");
@@ -198,11 +225,16 @@ export function alertsRoutes(deps: AlertsDeps) {
       }
       await semanticErrors(body.condition, body.channels);
       const { user_id: _u, channels, ...rest } = body;
-      const alert = await insertAlert(sql, {
-        ...rest,
-        user_id: userId,
-        channels: withSecret(channels),
-      }, clock.now());
+      const max = deps.config.MAX_ALERTS_PER_USER;
+      const fields = { ...rest, user_id: userId, channels: withSecret(channels).channels };
+      const alert = await insertAlertCapped(sql, fields, clock.now(), max);
+      if (!alert) {
+        throw Problem.conflict(
+          `The user already has ${max} alerts, the most allowed (MAX_ALERTS_PER_USER); delete one first.`,
+        );
+      }
+      // The only answer that shows the webhook secret: not to be cached anywhere.
+      c.header("Cache-Control", "no-store");
       return c.json(alert, 201);
     },
   );
@@ -235,7 +267,7 @@ export function alertsRoutes(deps: AlertsDeps) {
       }
       const scope = p.role === "admin" ? user_id : p.userId;
       const rows = await listAlerts(sql, scope, limit + 1, decodeCursor(cursor));
-      return c.json(page(rows, limit, (a) => [a.created_at, a.id]), 200);
+      return c.json(page(rows.map(masked), limit, (a) => [a.created_at, a.id]), 200);
     },
   );
 
@@ -249,7 +281,7 @@ export function alertsRoutes(deps: AlertsDeps) {
       request: { params: UuidParam },
       responses: { 200: json(AlertSchema, "The alert"), ...problems(401, 404, 422) },
     }),
-    async (c) => c.json(await ownAlert(c.req.valid("param").id, c.get("principal")), 200),
+    async (c) => c.json(masked(await ownAlert(c.req.valid("param").id, c.get("principal"))), 200),
   );
 
   app.openapi(
@@ -265,11 +297,15 @@ export function alertsRoutes(deps: AlertsDeps) {
     async (c) => {
       const { id } = c.req.valid("param");
       const body = c.req.valid("json");
-      await ownAlert(id, c.get("principal"));
+      const before = await ownAlert(id, c.get("principal"));
       await semanticErrors(body.condition, body.channels);
       const { channels, ...rest } = body;
-      const changes = channels ? { ...rest, channels: withSecret(channels) } : rest;
-      return c.json((await updateAlert(sql, id, changes, clock.now()))!, 200);
+      const stored = channels ? withSecret(channels, before.channels) : undefined;
+      const changes = stored ? { ...rest, channels: stored.channels } : rest;
+      const alert = (await updateAlert(sql, id, changes, clock.now()))!;
+      if (!stored?.generated) return c.json(masked(alert), 200);
+      c.header("Cache-Control", "no-store"); // a new secret, shown this once
+      return c.json(alert, 200);
     },
   );
 

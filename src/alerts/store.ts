@@ -51,6 +51,25 @@ export async function insertAlert(
   return row;
 }
 
+/**
+ * Inserts an alert unless its user already has `max` (MAX_ALERTS_PER_USER): undefined then.
+ * The user's row lock makes concurrent creates count one after the other.
+ */
+export async function insertAlertCapped(
+  sql: Sql,
+  alert: Parameters<typeof insertAlert>[1],
+  now: Date,
+  max: number,
+): Promise<Alert | undefined> {
+  return await sql.begin(async (tx) => {
+    await tx`select 1 from users where id = ${alert.user_id} for no key update`;
+    const [{ count }] = await tx<{ count: number }[]>`
+      select count(*)::int as count from alerts where user_id = ${alert.user_id}`;
+    if (count >= max) return undefined;
+    return await insertAlert(tx as unknown as Sql, alert, now);
+  });
+}
+
 /** An alert, if it exists and (unless `userId` is undefined) belongs to that user. */
 export async function getAlert(sql: Sql, id: string, userId?: string): Promise<Alert | undefined> {
   const [row] = await sql<Alert[]>`

@@ -4,6 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Clock } from "../clock.ts";
+import type { Logger } from "../observability/logger.ts";
 import { createRouter, json } from "../http/openapi.ts";
 
 export interface DependencyStatus {
@@ -13,7 +14,10 @@ export interface DependencyStatus {
   detail?: string;
 }
 
-/** A named readiness check; throwing (or timing out) means "down". */
+/**
+ * A named readiness check; throwing (or timing out) means "unavailable". The error itself goes to
+ * the log only: these endpoints are public, and a driver's message names hosts, ports, users.
+ */
 export interface ReadinessCheck {
   name: string;
   required: boolean;
@@ -34,7 +38,9 @@ const ReadySchema = z.object({
   dependencies: z.record(z.string(), DependencySchema),
 }).openapi("Readiness");
 
-export function healthRoutes(deps: { clock: Clock; startedAt: Date; checks: ReadinessCheck[] }) {
+export function healthRoutes(
+  deps: { clock: Clock; startedAt: Date; checks: ReadinessCheck[]; logger: Logger },
+) {
   const app = createRouter();
 
   app.openapi(
@@ -66,7 +72,7 @@ export function healthRoutes(deps: { clock: Clock; startedAt: Date; checks: Read
       },
     }),
     async (c) => {
-      const results = await Promise.all(deps.checks.map(runCheck));
+      const results = await Promise.all(deps.checks.map((check) => runCheck(check, deps.logger)));
       const dependencies = Object.fromEntries(results);
       const ready = results.every(([, d]) => !d.required || d.status === "up");
       return ready
@@ -78,7 +84,10 @@ export function healthRoutes(deps: { clock: Clock; startedAt: Date; checks: Read
   return app;
 }
 
-async function runCheck(check: ReadinessCheck): Promise<[string, DependencyStatus]> {
+async function runCheck(
+  check: ReadinessCheck,
+  logger: Logger,
+): Promise<[string, DependencyStatus]> {
   const started = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -98,10 +107,14 @@ async function runCheck(check: ReadinessCheck): Promise<[string, DependencyStatu
       ...(result?.detail ? { detail: result.detail } : {}),
     }];
   } catch (error) {
+    logger.warn("readiness check {name} failed: {error}", {
+      name: check.name,
+      error: error instanceof Error ? error.message : String(error),
+    });
     return [check.name, {
-      status: "down",
+      status: "unavailable",
       required: check.required,
-      detail: error instanceof Error ? error.message : String(error),
+      detail: `${check.name} did not answer`,
     }];
   } finally {
     clearTimeout(timer);

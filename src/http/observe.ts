@@ -73,6 +73,8 @@ export function observeRequests(
     });
 
     await context.with(ctx, next);
+    // Responses built outside the context's header set (the error handler's problems) too.
+    if (!c.res.headers.has("X-Request-Id")) c.res.headers.set("X-Request-Id", requestId);
 
     const route = routePath(c);
     const status = c.res.status;

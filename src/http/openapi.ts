@@ -26,6 +26,9 @@ export const ProblemSchema = z.object({
   detail: z.string(),
   request_id: z.string().optional(),
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  more_errors: z.number().int().optional().openapi({
+    description: "How many problems were found beyond the 50 listed",
+  }),
 }).openapi("Problem");
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {

@@ -6,12 +6,18 @@
 import { z } from "@hono/zod-openapi";
 import { Problem } from "./problem.ts";
 
+const MAX_CURSOR_LENGTH = 200;
+
 export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50).openapi({
     param: { name: "limit", in: "query" },
     example: 50,
   }),
-  cursor: z.string().max(200).optional().openapi({ param: { name: "cursor", in: "query" } }),
+  // Checked by decodeCursor, so that every bad cursor (too long too) is the same 400.
+  cursor: z.string().optional().openapi({
+    param: { name: "cursor", in: "query" },
+    maxLength: MAX_CURSOR_LENGTH,
+  }),
 });
 
 /** The response of a paged list: `{items, next_cursor}`. */
@@ -34,15 +40,31 @@ export function encodeCursor(at: Date, id: string): string {
   return btoa(raw).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
 }
 
+const CursorTuple = z.tuple([z.iso.datetime(), z.uuid()]);
+
+/**
+ * A malformed or forged cursor is a 400 naming the parameter, never a query PostgreSQL rejects:
+ * the id must be a UUID and the time one PostgreSQL can store (years 1 to 9999).
+ */
 export function decodeCursor(cursor: string | undefined): Cursor | undefined {
   if (cursor === undefined) return undefined;
+  const bad = () =>
+    new Problem(400, "The cursor parameter is not a cursor from this API.", {
+      errors: [{ path: "query.cursor", message: "is not a cursor from this API" }],
+    });
+  if (cursor.length > MAX_CURSOR_LENGTH) throw bad();
+  let decoded: unknown;
   try {
-    const raw = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    const [at, id] = z.tuple([z.iso.datetime(), z.string().min(1)]).parse(JSON.parse(raw));
-    return { at: new Date(at), id };
+    decoded = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
   } catch {
-    throw Problem.invalid([{ path: "query.cursor", message: "is not a cursor from this API" }]);
+    throw bad();
   }
+  const parsed = CursorTuple.safeParse(decoded);
+  if (!parsed.success) throw bad();
+  const at = new Date(parsed.data[0]);
+  const year = at.getUTCFullYear();
+  if (Number.isNaN(at.getTime()) || year < 1 || year > 9999) throw bad();
+  return { at, id: parsed.data[1] };
 }
 
 /** Given `limit + 1` rows newest first, the page and the cursor to the next one. */

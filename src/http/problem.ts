@@ -85,9 +85,25 @@ export function problemBody(
     status,
     detail,
     ...(opts.requestId ? { request_id: opts.requestId } : {}),
-    ...(opts.errors ? { errors: opts.errors } : {}),
+    ...(opts.errors ? boundedErrors(opts.errors) : {}),
     ...opts.extensions,
   };
+}
+
+/** An answer lists at most this many problems; the rest are only counted. */
+export const MAX_LISTED_ERRORS = 50;
+const MAX_ERROR_TEXT = 300;
+
+const clip = (text: string) =>
+  text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}…` : text;
+
+/** A huge or hostile body must not make a huge answer: few problems, each of bounded size. */
+function boundedErrors(errors: FieldError[]): { errors: FieldError[]; more_errors?: number } {
+  const listed = errors.slice(0, MAX_LISTED_ERRORS)
+    .map((e) => ({ path: clip(e.path), message: clip(e.message) }));
+  return errors.length > MAX_LISTED_ERRORS
+    ? { errors: listed, more_errors: errors.length - MAX_LISTED_ERRORS }
+    : { errors: listed };
 }
 
 /** One entry per zod issue, with a dotted path (`steps.0.capability`). */
@@ -107,6 +123,6 @@ export function formatPath(path: readonly (string | number)[]): string {
 
 function summarize(errors: FieldError[]): string {
   if (errors.length === 0) return "The request is not valid.";
-  const first = `${errors[0].path}: ${errors[0].message}`;
+  const first = `${clip(errors[0].path)}: ${clip(errors[0].message)}`;
   return errors.length === 1 ? first : `${first} (and ${errors.length - 1} more problems)`;
 }

@@ -155,6 +155,12 @@ export function createMetrics() {
       labelNames: ["channel", "outcome"] as const,
       registers,
     }),
+    rateLimited: new Counter({
+      name: "http_rate_limited_total",
+      help: "Requests refused with 429, by reason (api_key, auth_failures).",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
     clockSkew: new Gauge({
       name: "vigil_clock_skew_seconds",
       help: "Database clock minus this replica's clock, measured every minute.",
@@ -183,6 +189,7 @@ export function createMetrics() {
     for (const outcome of RETRY_OUTCOMES) metrics.retryAttempts.inc({ channel, outcome }, 0);
   }
   metrics.alertsFired.inc(0);
+  for (const reason of ["api_key", "auth_failures"]) metrics.rateLimited.inc({ reason }, 0);
 
   registerProcessMetrics(registry);
   return metrics;

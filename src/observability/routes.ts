@@ -6,7 +6,14 @@ import { Problem } from "../http/problem.ts";
 import { sameHash } from "../users/keys.ts";
 import type { Metrics } from "./metrics.ts";
 
-export function metricsRoutes({ metrics, token }: { metrics: Metrics; token?: string }) {
+/**
+ * `/metrics`: with METRICS_TOKEN set, only for that bearer token; without it, open only where
+ * METRICS_PUBLIC says so (the default outside production) — production does not expose its
+ * internals to anyone by accident.
+ */
+export function metricsRoutes(
+  { metrics, token, open }: { metrics: Metrics; token?: string; open: boolean },
+) {
   const app = createRouter();
   app.openapi(
     createRoute({
@@ -14,13 +21,14 @@ export function metricsRoutes({ metrics, token }: { metrics: Metrics; token?: st
       path: "/metrics",
       tags: ["observability"],
       summary: "Prometheus metrics",
-      description: "Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set.",
+      description: "Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set; " +
+        "without it, answers only with METRICS_PUBLIC=true (the default outside production).",
       responses: {
         200: {
           description: "Text exposition format",
           content: { "text/plain": { schema: z.string() } },
         },
-        ...problems(401),
+        ...problems(401, 403),
       },
     }),
     async (c) => {
@@ -29,6 +37,8 @@ export function metricsRoutes({ metrics, token }: { metrics: Metrics; token?: st
         if (!sameHash(given, token)) {
           throw Problem.unauthorized("/metrics needs the metrics token.");
         }
+      } else if (!open) {
+        throw Problem.forbidden("/metrics is off: set METRICS_TOKEN (or METRICS_PUBLIC=true).");
       }
       const body = await metrics.registry.metrics();
       return c.text(body, 200, { "content-type": metrics.registry.contentType });

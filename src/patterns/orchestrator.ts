@@ -5,11 +5,17 @@
  * `pattern.run` span with one `pattern.step` span per step, and metrics.
  */
 import type { Tracer } from "@opentelemetry/api";
-import { type AgentRuntime, recordError, type RunCache } from "../agents/runtime.ts";
+import {
+  type AgentRuntime,
+  CapabilityError,
+  recordError,
+  type RunCache,
+} from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { PatternDefinition } from "./definition.ts";
-import { render } from "./template.ts";
+import { jsonDepth, storableText, unstorablePaths, utf8Length } from "../util/json_limits.ts";
+import { render, RenderBudget } from "./template.ts";
 
 export interface StepTrace {
   step_index: number;
@@ -44,21 +50,61 @@ export interface RunRequest {
   requestId?: string;
 }
 
+/** Bounds of one run (PATTERN_MAX_RENDER_BYTES, PATTERN_RUN_TIMEOUT_MS, PATTERN_MAX_RESULT_BYTES). */
+export interface RunLimits {
+  renderBytes: number;
+  timeoutMs: number;
+  resultBytes: number;
+}
+
+export const DEFAULT_RUN_LIMITS: RunLimits = {
+  renderBytes: 1024 * 1024,
+  timeoutMs: 120_000,
+  resultBytes: 1024 * 1024,
+};
+
+/** Stored outputs deeper than this would overflow recursive readers later (GET /v1/runs). */
+export const MAX_RESULT_DEPTH = 100;
+
 export interface OrchestratorDeps {
   runtime: AgentRuntime;
   metrics: Metrics;
   tracer: Tracer;
   clock: Clock;
+  limits?: Partial<RunLimits>;
 }
 
 const ms = (from: number) => Math.round((performance.now() - from) * 1000) / 1000;
 
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  // Errors come from agents too: bounded, and storable in a text column.
+  return storableText(error instanceof Error ? error.message : String(error));
+}
+
+/** Why outputs cannot be stored as they are, if they cannot. */
+function resultProblem(
+  outputs: Record<string, unknown>,
+  trace: StepTrace[],
+  maxBytes: number,
+): string | null {
+  if (jsonDepth(outputs, MAX_RESULT_DEPTH) > MAX_RESULT_DEPTH) {
+    return `outputs are nested deeper than ${MAX_RESULT_DEPTH} levels`;
+  }
+  const [unstorable] = unstorablePaths(outputs);
+  if (unstorable) return `outputs: ${unstorable.path} ${unstorable.message}`;
+  const bytes = utf8Length(JSON.stringify({ outputs, trace }));
+  if (bytes > maxBytes) {
+    return `the run's result is ${bytes} bytes, more than ${maxBytes} (PATTERN_MAX_RESULT_BYTES)`;
+  }
+  return null;
 }
 
 export class Orchestrator {
-  constructor(private readonly deps: OrchestratorDeps) {}
+  readonly limits: RunLimits;
+
+  constructor(private readonly deps: OrchestratorDeps) {
+    this.limits = { ...DEFAULT_RUN_LIMITS, ...deps.limits };
+  }
 
   run(request: RunRequest): Promise<RunResult> {
     const { definition: def } = request;
@@ -72,12 +118,33 @@ export class Orchestrator {
       const cache: RunCache = new Map();
       const trace: StepTrace[] = [];
       let error: string | null = null;
+      const { timeoutMs, renderBytes, resultBytes } = this.limits;
+      const deadline = started + timeoutMs;
+      const budget = new RenderBudget(renderBytes);
+      const deadlineExceeded = (at: string) =>
+        `deadline exceeded: the run took longer than ${timeoutMs} ms (PATTERN_RUN_TIMEOUT_MS) ${at}`;
 
       for (const [index, step] of def.steps.entries()) {
-        const entry = await this.#step(def, index, state, cache, runId, request);
+        const at = `at step ${index} (${step.capability} as "${step.as}")`;
+        const remaining = deadline - performance.now();
+        if (remaining <= 0) {
+          error = deadlineExceeded(at);
+          break;
+        }
+        const { entry, cutByDeadline } = await this.#step(
+          def,
+          index,
+          state,
+          cache,
+          runId,
+          request,
+          { budget, remainingMs: remaining },
+        );
         trace.push(entry);
         if (entry.error) {
-          error = `step ${index} (${step.capability} as "${step.as}") failed: ${entry.error}`;
+          error = cutByDeadline
+            ? deadlineExceeded(at)
+            : `step ${index} (${step.capability} as "${step.as}") failed: ${entry.error}`;
           break;
         }
       }
@@ -85,7 +152,9 @@ export class Orchestrator {
       let outputs: Record<string, unknown> | null = null;
       if (!error) {
         try {
-          outputs = render(def.outputs, state) as Record<string, unknown>;
+          outputs = render(def.outputs, state, budget) as Record<string, unknown>;
+          error = resultProblem(outputs, trace, resultBytes);
+          if (error) outputs = null;
         } catch (e) {
           error = `outputs: ${message(e)}`;
         }
@@ -123,8 +192,15 @@ export class Orchestrator {
     cache: RunCache,
     runId: string,
     request: RunRequest,
-  ): Promise<StepTrace> {
+    bounds: { budget: RenderBudget; remainingMs: number },
+  ): Promise<{ entry: StepTrace; cutByDeadline: boolean }> {
     const step = def.steps[index];
+    const agentTimeout = this.deps.runtime.resolve(step.capability)?.agent.timeoutMs ?? Infinity;
+    const stepTimeout = Math.min(step.timeout_ms ?? Infinity, agentTimeout);
+    // The run's deadline comes first: the step gets what is left of it, through its own timeout
+    // (which aborts the call's signal), so nothing keeps running past the deadline.
+    const clamped = bounds.remainingMs < stepTimeout;
+    let cutByDeadline = false;
     const { runtime, tracer, metrics } = this.deps;
     const attributes = { pattern_id: def.id, step_index: index, capability: step.capability };
     return tracer.startActiveSpan("pattern.step", { attributes }, async (span) => {
@@ -138,10 +214,10 @@ export class Orchestrator {
         cache_hit: false,
       };
       try {
-        const args = render(step.args, state);
+        const args = render(step.args, state, bounds.budget);
         const invocation = await runtime.invoke(step.capability, args, {
           cache,
-          timeoutMs: step.timeout_ms,
+          timeoutMs: clamped ? Math.max(1, Math.ceil(bounds.remainingMs)) : step.timeout_ms,
           runId,
           patternId: def.id,
           requestId: request.requestId,
@@ -150,6 +226,7 @@ export class Orchestrator {
         entry.cache_hit = invocation.cacheHit;
       } catch (error) {
         entry.error = message(error);
+        cutByDeadline = clamped && error instanceof CapabilityError && error.kind === "timeout";
         recordError(span, error);
       } finally {
         entry.duration_ms = ms(started);
@@ -160,7 +237,7 @@ export class Orchestrator {
           entry.duration_ms / 1000,
         );
       }
-      return entry;
+      return { entry, cutByDeadline };
     });
   }
 }

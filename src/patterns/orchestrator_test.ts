@@ -153,3 +153,105 @@ Deno.test("inputs: declared types are checked, defaults applied, unknown names r
     "url",
   ]);
 });
+
+/** 19 steps, each interpolating the previous result twice: 1 KiB would grow to 256 MiB. */
+function doubling(steps = 19) {
+  return pattern({
+    id: "doubling",
+    inputs: { s: { type: "string" } },
+    steps: Array.from({ length: steps }, (_, i) => ({
+      capability: "test.echo",
+      args: {
+        value: i === 0 ? "{{inputs.s}}{{inputs.s}}" : `{{s${i - 1}.value}}{{s${i - 1}.value}}`,
+      },
+      as: `s${i}`,
+    })),
+    outputs: { last: `{{s${steps - 1}.value}}` },
+  });
+}
+
+Deno.test("orchestrator: a doubling pattern hits the render budget, not the heap", async () => {
+  const { orchestrator, calls } = testRuntime();
+  const started = performance.now();
+  const result = await orchestrator.run({
+    definition: doubling(),
+    inputs: { s: "x".repeat(1024) },
+    userId: null,
+  });
+  assertEquals(result.status, "error");
+  assertMatch(
+    result.error!,
+    /^step 9 \(test.echo as "s9"\) failed: templates rendered more than 1048576 bytes in this run \(PATTERN_MAX_RENDER_BYTES\)$/,
+  );
+  assertEquals(calls.length, 9);
+  assert(performance.now() - started < 2000);
+});
+
+Deno.test("orchestrator: the run's deadline aborts the step in flight", async () => {
+  const { orchestrator } = testRuntime({ limits: { timeoutMs: 50 } });
+  const def = pattern({
+    id: "late",
+    steps: [
+      { capability: "test.echo", args: { value: 1 }, as: "a" },
+      { capability: "test.hang", args: {}, as: "b" }, // its own timeout is 5 s
+    ],
+  });
+  const started = performance.now();
+  const result = await orchestrator.run({ definition: def, inputs: {}, userId: null });
+  const took = performance.now() - started;
+  assert(took >= 45 && took < 1000, `took ${took} ms`);
+  assertEquals(result.status, "error");
+  assertEquals(
+    result.error,
+    'deadline exceeded: the run took longer than 50 ms (PATTERN_RUN_TIMEOUT_MS) at step 1 (test.hang as "b")',
+  );
+  assertEquals(result.trace.length, 2);
+  // A step timeout shorter than what is left of the deadline is still the step's own failure.
+  const own = await testRuntime({ limits: { timeoutMs: 5000 } }).orchestrator.run({
+    definition: pattern({
+      id: "own",
+      steps: [{ capability: "test.hang", args: {}, as: "x", timeout_ms: 20 }],
+    }),
+    inputs: {},
+    userId: null,
+  });
+  assertEquals(own.error, 'step 0 (test.hang as "x") failed: test.hang timed out after 20 ms');
+});
+
+Deno.test("orchestrator: results too big, too deep or unstorable make an error run", async () => {
+  const { orchestrator } = testRuntime({ limits: { resultBytes: 10_000 } });
+  const run = (value: unknown) =>
+    orchestrator.run({
+      definition: pattern({
+        id: "big",
+        inputs: { v: { type: "array" } },
+        steps: [{ capability: "test.echo", args: { value: "{{inputs.v}}" }, as: "a" }],
+        outputs: { v: "{{a.value}}" },
+      }),
+      inputs: { v: value },
+      userId: null,
+    });
+  const big = await run(["x".repeat(20_000)]);
+  assertEquals(big.status, "error");
+  assertEquals(big.outputs, null);
+  assertMatch(
+    big.error!,
+    /^the run's result is \d+ bytes, more than 10000 \(PATTERN_MAX_RESULT_BYTES\)$/,
+  );
+  const nested = (levels: number) => {
+    let deep: unknown = [];
+    for (let i = 0; i < levels; i++) deep = [deep];
+    return deep;
+  };
+  const tooDeep = await run([nested(150)]);
+  assertEquals(tooDeep.error, "outputs are nested deeper than 100 levels");
+  const wayTooDeep = await run([nested(10_000)]);
+  assertEquals(
+    wayTooDeep.error,
+    'step 0 (test.echo as "a") failed: value is nested deeper than 256 levels',
+  );
+  const nul = await run(["a\u0000", "\ud800"]);
+  assertMatch(nul.error!, /^outputs: v\.0 contains a NUL character/);
+  const fine = await run(["é"]);
+  assertEquals(fine.outputs, { v: ["é"] });
+});

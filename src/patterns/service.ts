@@ -10,6 +10,7 @@ import { fieldErrors, Problem } from "../http/problem.ts";
 import { inputsSchema, type PatternDefinition } from "./definition.ts";
 import type { Orchestrator, RunResult } from "./orchestrator.ts";
 import {
+  countPatterns,
   deletePattern,
   getPattern,
   insertPattern,
@@ -26,6 +27,8 @@ export interface PatternServiceDeps {
   runtime: AgentRuntime;
   remote: RemoteAgents;
   orchestrator: Orchestrator;
+  /** MAX_PATTERNS: creating one more is a 409. */
+  maxPatterns?: number;
 }
 
 /**
@@ -62,6 +65,13 @@ export class PatternService {
 
   async create(def: PatternDefinition): Promise<StoredPattern> {
     await this.assertValid(def);
+    // Counted before the insert: two admins creating at once may pass the cap by one each.
+    const max = this.deps.maxPatterns ?? Infinity;
+    if (max !== Infinity && await countPatterns(this.deps.sql) >= max) {
+      throw Problem.conflict(
+        `There are already ${max} patterns, the most allowed (MAX_PATTERNS); delete one first.`,
+      );
+    }
     const stored = await insertPattern(this.deps.sql, def, 1, this.deps.clock.now());
     if (!stored) {
       throw Problem.conflict(

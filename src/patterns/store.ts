@@ -65,6 +65,11 @@ export async function listPatterns(sql: Sql): Promise<StoredPattern[]> {
     select id, version, definition, created_at, updated_at from patterns order by id`;
 }
 
+export async function countPatterns(sql: Sql): Promise<number> {
+  const [{ count }] = await sql<{ count: number }[]>`select count(*)::int as count from patterns`;
+  return count;
+}
+
 export async function deletePattern(sql: Sql, id: string): Promise<boolean> {
   return (await sql`delete from patterns where id = ${id} returning id`).length > 0;
 }

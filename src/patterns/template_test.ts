@@ -1,5 +1,5 @@
-import { assertEquals, assertThrows } from "../../tests/support/assert.ts";
-import { findTemplates, render, TemplateError } from "./template.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../../tests/support/assert.ts";
+import { findTemplates, render, RenderBudget, scanTemplates, TemplateError } from "./template.ts";
 
 const state = {
   inputs: { url: "http://x", limit: 3, flags: { on: true } },
@@ -46,4 +46,54 @@ Deno.test("template: findTemplates reports every reference and where it is", () 
     [["h", "x"], "check.ok", false],
     [["h", "x"], "inputs.limit", false],
   ]);
+});
+
+Deno.test("template: the scanner finds what the old regex found, in linear time", () => {
+  const ANY = /\{\{\s*([^{}]*?)\s*\}\}/g;
+  const alphabet = ["{", "}", "{{", "}}", " ", "a", ".", "b"];
+  for (let n = 0; n < 5000; n++) {
+    let text = "";
+    const length = Math.floor(Math.random() * 12);
+    for (let i = 0; i < length; i++) text += alphabet[Math.floor(Math.random() * alphabet.length)];
+    const expected = [...text.matchAll(ANY)].map((m) => [m.index, m.index + m[0].length, m[1]]);
+    const actual = scanTemplates(text).map((m) => [m.start, m.end, m.expression]);
+    assertEquals(actual, expected, JSON.stringify(text));
+  }
+  for (
+    const text of ["{{" + " ".repeat(5000), "{{" + " ".repeat(200_000) + "}", "{".repeat(200_000)]
+  ) {
+    const started = performance.now();
+    assertEquals(findTemplates({ a: text }), []);
+    assertEquals(render(text, state), text);
+    assert(performance.now() - started < 200, `${text.length} characters took too long`);
+  }
+});
+
+Deno.test("template: interpolation is bounded by the run's render budget", () => {
+  const budget = new RenderBudget(10_000);
+  const big = { inputs: { s: "x".repeat(4000) } };
+  assertEquals((render("{{inputs.s}}{{inputs.s}}", big, budget) as string).length, 8000);
+  const e = assertThrows(() => render("x{{inputs.s}}", big, budget), TemplateError);
+  assertMatch(e.message, /more than 10000 bytes in this run \(PATTERN_MAX_RENDER_BYTES\)/);
+  // A whole-string template passes the value itself: nothing is copied, nothing is counted.
+  assertEquals(render("{{inputs.s}}", big, new RenderBudget(10)), big.inputs.s);
+  // Multi-byte text counts its UTF-8 bytes.
+  assertThrows(
+    () => render("a{{inputs.s}}", { inputs: { s: "é".repeat(6) } }, new RenderBudget(12)),
+    TemplateError,
+  );
+});
+
+Deno.test("template: deep values cannot overflow the stack", () => {
+  let deep: unknown = "{{inputs.limit}}";
+  for (let i = 0; i < 10_000; i++) deep = [deep];
+  assertEquals(findTemplates(deep).length, 1);
+  const e = assertThrows(() => render(deep, state), TemplateError);
+  assertMatch(e.message, /nest at most 64 levels/);
+  let value: unknown = 1;
+  for (let i = 0; i < 100_000; i++) value = [value];
+  // Interpolating a deep value writes it as JSON, or fails with a TemplateError, never a crash.
+  assertEquals((render("x {{inputs.v}}", { inputs: { v: value } }) as string).length, 200_003);
+  const e3 = assertThrows(() => render(`{{${"a".repeat(10_000)}.}}`, state), TemplateError);
+  assert(e3.message.length < 200);
 });

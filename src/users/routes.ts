@@ -108,6 +108,7 @@ export function usersRoutes({ sql, clock, auth }: UsersDeps) {
     async (c) => {
       const body = c.req.valid("json");
       const created = await createUser(sql, { ...body, now: clock.now() });
+      c.header("Cache-Control", "no-store"); // carries a new API key, shown once
       return c.json(created, 201);
     },
   );
@@ -160,6 +161,7 @@ export function usersRoutes({ sql, clock, auth }: UsersDeps) {
         label: label ?? null,
         now: clock.now(),
       });
+      c.header("Cache-Control", "no-store"); // carries a new API key, shown once
       return c.json(key, 201);
     },
   );

@@ -134,9 +134,9 @@ dbTest("users: create, read back, list with pagination", async (t, db) => {
     ]);
   });
 
-  await t.step("a forged cursor is a 422", async () => {
+  await t.step("a forged cursor is a 400 naming the parameter", async () => {
     const res = await request("GET", "/v1/users?cursor=garbage");
-    assertEquals(res.status, 422);
+    assertEquals(res.status, 400);
     assertEquals(res.body.errors, [{
       path: "query.cursor",
       message: "is not a cursor from this API",

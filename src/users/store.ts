@@ -130,9 +130,14 @@ export async function revokeApiKey(
   return rows.length > 0;
 }
 
+export class RevokedAdminKey extends Error {
+  override name = "RevokedAdminKey";
+}
+
 /**
- * Makes sure `key` works as an admin key (ADMIN_API_KEY): creates its user and key when absent.
- * Returns true when it created the key.
+ * Makes ADMIN_API_KEY an admin key: registered (with its user) if new; true when this call
+ * registered it. Safe when replicas start together (inserts that lose a race do nothing). A key
+ * that was revoked stays revoked: that throws, and the operator sets a new one.
  */
 export async function ensureAdminKey(
   sql: Sql,
@@ -141,17 +146,29 @@ export async function ensureAdminKey(
   now: Date,
 ): Promise<boolean> {
   return await sql.begin(async (tx) => {
-    const [existing] = await tx`select id from api_keys where key_hash = ${hashApiKey(key)}`;
-    if (existing) {
-      await tx`update api_keys set role = 'admin', revoked_at = null where id = ${existing.id}`;
-      return false;
-    }
     const [user] = await tx<{ id: string }[]>`
       insert into users (email, name, created_at) values (${email}, 'Administrator', ${now})
       on conflict ((lower(email))) do update set name = users.name
       returning id`;
-    await insertKey(tx, { userId: user.id, role: "admin", label: "ADMIN_API_KEY", now, key });
-    return true;
+    const [inserted] = await tx`
+      insert into api_keys (user_id, key_hash, key_prefix, role, label, created_at)
+      values (${user.id}, ${hashApiKey(key)}, ${
+      displayPrefix(key)
+    }, 'admin', 'ADMIN_API_KEY', ${now})
+      on conflict (key_hash) do nothing
+      returning id`;
+    if (inserted) return true;
+    const [existing] = await tx<{ id: string; revoked: boolean }[]>`
+      select id, revoked_at is not null as revoked from api_keys where key_hash = ${
+      hashApiKey(key)
+    }`;
+    if (existing.revoked) {
+      throw new RevokedAdminKey(
+        "ADMIN_API_KEY was revoked: set a new key (it is never reinstated)",
+      );
+    }
+    await tx`update api_keys set role = 'admin' where id = ${existing.id}`;
+    return false;
   });
 }
 

@@ -5,11 +5,18 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
+/** Deeper values are refused with a clear error instead of overflowing the stack. */
+export const MAX_CANONICAL_DEPTH = 256;
+
+function sortKeys(value: unknown, depth = 0): unknown {
+  if (depth > MAX_CANONICAL_DEPTH) {
+    throw new Error(`value is nested deeper than ${MAX_CANONICAL_DEPTH} levels`);
+  }
+  if (Array.isArray(value)) return value.map((v) => sortKeys(v, depth + 1));
   if (value && typeof value === "object" && !(value instanceof Date)) {
+    const record = value as Record<string, unknown>;
     return Object.fromEntries(
-      Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+      Object.keys(record).sort().map((k) => [k, sortKeys(record[k], depth + 1)]),
     );
   }
   return value;

@@ -6,7 +6,7 @@ import { httpAgent } from "../../src/agents/builtin/http.ts";
 import { AgentRuntime } from "../../src/agents/runtime.ts";
 import { type Agent, capability } from "../../src/agents/types.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
-import { Orchestrator } from "../../src/patterns/orchestrator.ts";
+import { Orchestrator, type RunLimits } from "../../src/patterns/orchestrator.ts";
 import { ManualClock } from "./clock.ts";
 
 export function testAgent(calls: { name: string; args: unknown }[] = []): Agent {
@@ -46,7 +46,9 @@ export function testAgent(calls: { name: string; args: unknown }[] = []): Agent 
   };
 }
 
-export function testRuntime(options: { failureThreshold?: number; openMs?: number } = {}) {
+export function testRuntime(
+  options: { failureThreshold?: number; openMs?: number; limits?: Partial<RunLimits> } = {},
+) {
   const clock = new ManualClock();
   const metrics = createMetrics();
   const tracer = trace.getTracer("test");
@@ -61,6 +63,12 @@ export function testRuntime(options: { failureThreshold?: number; openMs?: numbe
   runtime.register(httpAgent({ allowPrivate: true }));
   runtime.register(dataAgent());
   runtime.register(testAgent(calls));
-  const orchestrator = new Orchestrator({ runtime, metrics, tracer, clock });
+  const orchestrator = new Orchestrator({
+    runtime,
+    metrics,
+    tracer,
+    clock,
+    limits: options.limits,
+  });
   return { clock, metrics, tracer, runtime, orchestrator, calls };
 }
