@@ -8,19 +8,14 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { testApp } from "./support/app.ts";
 import { dbTest } from "./support/database.ts";
 import { serveLocal } from "./support/servers.ts";
+import { alwaysMatches } from "./support/gauge.ts";
 
 const deep = (levels: number) => "[".repeat(levels) + "]".repeat(levels);
 const deepObject = (levels: number) => '{"a":'.repeat(levels) + "1" + "}".repeat(levels);
 const b64 = (text: string) =>
   btoa(text).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
 
-const condition = {
-  capability: "data.compare",
-  args: { value: 1, op: ">", threshold: 0 },
-  path: "result",
-  op: "==",
-  threshold: true,
-};
+const condition = alwaysMatches;
 
 const pattern = (id: string, extra: Record<string, unknown> = {}) => ({
   id,

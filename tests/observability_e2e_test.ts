@@ -19,6 +19,7 @@ import {
 } from "./support/observability.ts";
 import { startVigil } from "./support/process.ts";
 import { serveLocal } from "./support/servers.ts";
+import { alwaysMatches } from "./support/gauge.ts";
 
 const PROMETHEUS = "prometheus";
 const ALERTMANAGER = "prometheus-alertmanager";
@@ -201,13 +202,7 @@ dbTest(
           await api("POST", "/v1/patterns/uses-flaky/run", { inputs: {} });
         }
         assertEquals(flaky, 2, "the third call was rejected by the open breaker");
-        const always = {
-          capability: "data.compare",
-          args: { value: 2, op: ">", threshold: 1 },
-          path: "result",
-          op: "==",
-          threshold: true,
-        };
+        const always = alwaysMatches;
         for (
           const channels of [{ inapp: true }, { inapp: false, webhook: { url: hook.url } }, {
             inapp: false,

@@ -13,6 +13,15 @@ export const overTen = {
   threshold: 10,
 };
 
+/** A condition that always matches, with no agent to call (the built-in data.compare). */
+export const alwaysMatches = {
+  capability: "data.compare",
+  args: { value: 2, op: ">", threshold: 1 },
+  path: "result",
+  op: "==",
+  threshold: true,
+};
+
 export async function gaugeApp(db: TestDatabase, options: TestAppOptions = {}) {
   const app = await testApp(db, options);
   const gauge = { value: 0 as unknown, calls: 0 };
