@@ -241,3 +241,46 @@ dbTest(
     );
   },
 );
+
+dbTest(
+  "remote agents: credentials go in a write-only Authorization, never in the URL",
+  async (_t, db) => {
+    const app = await testApp(db);
+    const seen: (string | null)[] = [];
+    await using agent = serveLocal((req) => {
+      seen.push(req.headers.get("authorization"));
+      return Response.json({ ok: true });
+    });
+    const token = "Bearer agent-secret-0123456789";
+    const registered = await app.request("POST", "/v1/agents", {
+      body: { name: "vault", url: agent.url, capabilities: ["vault.ping"], authorization: token },
+    });
+    assertEquals(registered.status, 201);
+    assert(!JSON.stringify(registered.body).includes("agent-secret"), "not echoed");
+    const listed = await app.request("GET", "/v1/agents");
+    assert(!JSON.stringify(listed.body).includes("agent-secret"), "never listed");
+    // Calls carry it, also from another replica that loads the registration from the table.
+    const other = await testApp(db, { clock: app.clock, adminEmail: "admin-2@example.com" });
+    await other.remote.refresh(true);
+    assertEquals((await other.runtime.invoke("vault.ping", {})).value, { ok: true });
+    assertEquals(seen, [token]);
+
+    const url = new URL(agent.url);
+    url.username = "user";
+    url.password = "pass";
+    const inUrl = await app.request("POST", "/v1/agents", {
+      body: { name: "leaky", url: url.toString(), capabilities: ["leaky.ping"] },
+    });
+    assertEquals(inUrl.status, 422);
+    assertMatch(JSON.stringify(inUrl.body.errors), /credentials/);
+    const injected = await app.request("POST", "/v1/agents", {
+      body: {
+        name: "split",
+        url: agent.url,
+        capabilities: ["split.ping"],
+        authorization: "Bearer x\r\nX-Evil: 1",
+      },
+    });
+    assertEquals(injected.status, 422);
+  },
+);

@@ -20,6 +20,8 @@ export interface RemoteAgentSpec {
   url: string;
   capabilities: { name: string; description: string }[];
   timeout_ms: number;
+  /** Sent as `Authorization` on every call; never shown by the API. */
+  authorization: string | null;
 }
 
 const AnyArgs = z.record(z.string(), z.unknown());
@@ -36,7 +38,13 @@ export function remoteAgent(spec: RemoteAgentSpec, policy: OutboundPolicy): Agen
       description: c.description,
       args: AnyArgs,
       handler: (args, ctx) =>
-        callRemote(new URL(encodeURIComponent(c.name), base), args, ctx, policy),
+        callRemote(
+          new URL(encodeURIComponent(c.name), base),
+          args,
+          ctx,
+          policy,
+          spec.authorization,
+        ),
     })),
   };
 }
@@ -46,8 +54,10 @@ async function callRemote(
   args: unknown,
   ctx: CallContext,
   policy: OutboundPolicy,
+  authorization: string | null,
 ): Promise<unknown> {
   const headers: Record<string, string> = { "content-type": "application/json" };
+  if (authorization) headers.authorization = authorization;
   propagation.inject(context.active(), headers);
   const res = await outboundFetch(url, {
     method: "POST",
@@ -105,7 +115,8 @@ export class RemoteAgents {
 
   async #load(): Promise<void> {
     const rows = await this.deps.sql<RemoteAgentSpec[]>`
-      select name, url, capabilities, timeout_ms from agents order by name`;
+      select name, url, capabilities, timeout_ms, authorization_header as authorization
+      from agents order by name`;
     const seen = new Set<string>();
     for (const row of rows) {
       seen.add(row.name);

@@ -43,6 +43,12 @@ const RegisterAgentBody = z.object({
     ]),
   ).min(1, "an agent needs at least one capability").max(100),
   timeout_ms: z.number().int().min(1).max(300_000).default(10_000),
+  authorization: z.string().min(1).max(4096)
+    .regex(/^[\t\x20-\x7e]+$/, "must be printable ASCII on one line (a header value)")
+    .optional().openapi({
+      description: "Sent as the `Authorization` header of every call (for example " +
+        "`Bearer …`); write-only: never shown again. Credentials in the URL are refused.",
+    }),
 }).strict().openapi("RegisterAgent");
 
 export interface AgentsDeps {
@@ -100,6 +106,7 @@ export function agentsRoutes({ sql, clock, runtime, remote, policy }: AgentsDeps
         name: body.name,
         url: body.url,
         timeout_ms: body.timeout_ms,
+        authorization: body.authorization ?? null,
         capabilities: body.capabilities.map((cap) =>
           typeof cap === "string" ? { name: cap, description: "" } : cap
         ),

@@ -9,13 +9,14 @@ export async function saveRemoteAgent(
   now: Date,
 ): Promise<boolean> {
   const [row] = await sql<{ created: boolean }[]>`
-    insert into agents (name, url, capabilities, timeout_ms, created_at, updated_at)
-    values (${spec.name}, ${spec.url}, ${
-    sql.json(spec.capabilities)
-  }, ${spec.timeout_ms}, ${now}, ${now})
+    insert into agents (name, url, capabilities, timeout_ms, authorization_header, created_at,
+                        updated_at)
+    values (${spec.name}, ${spec.url}, ${sql.json(spec.capabilities)}, ${spec.timeout_ms},
+            ${spec.authorization}, ${now}, ${now})
     on conflict (name) do update
       set url = excluded.url, capabilities = excluded.capabilities,
-          timeout_ms = excluded.timeout_ms, updated_at = excluded.updated_at
+          timeout_ms = excluded.timeout_ms, authorization_header = excluded.authorization_header,
+          updated_at = excluded.updated_at
     returning (xmax = 0) as created`;
   return row.created;
 }
