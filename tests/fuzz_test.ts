@@ -49,7 +49,7 @@ import {
   stringsAndKeys,
   validValue,
 } from "./support/fuzz.ts";
-import { logRecords } from "./support/logs.ts";
+import { logRecords, logWatchers } from "./support/logs.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 3000);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
@@ -391,6 +391,17 @@ dbTest(
       alertmanager: AM_TOKEN,
     };
 
+    // Every log line of the run is scanned for keys and webhook secrets (set up below).
+    const secrets = new Set([app.adminKey, a.key, b.key]);
+    const leaked: string[] = [];
+    const watch = (record: unknown) => {
+      const line = JSON.stringify(record);
+      for (const secret of secrets) {
+        if (line.includes(secret)) leaked.push(secret.slice(0, 10) + "…");
+      }
+    };
+    logWatchers.add(watch);
+
     async function must(
       caller: Caller,
       method: string,
@@ -424,7 +435,10 @@ dbTest(
       const run = await must(caller, "POST", "/v1/patterns/service-health/run", 200, {
         inputs: { url: `${unreachable}/health`, max_latency_ms: 100 },
       });
+      if (alert.channels.webhook) secrets.add(alert.channels.webhook.secret);
       const key = await must(caller, "POST", "/v1/api-keys", 201, { label: "spare" });
+      assert(typeof key.key === "string" && key.key.startsWith("vgl_"), "a new key is returned");
+      secrets.add(key.key);
       await must(caller, "POST", `/v1/alerts/${alert.id}/evaluate`, 200, {});
       const notes = await must(caller, "GET", "/v1/notifications", 200);
       const deliveries = await must(caller, "GET", `/v1/alerts/${alert.id}/deliveries`, 200);
@@ -1330,6 +1344,8 @@ dbTest(
       }
     }
     assert(sent >= RUNS, `only ${sent} requests were sent`);
+    logWatchers.delete(watch);
+    assertEquals(leaked, [], "keys and webhook secrets never reach the log");
     assert(
       failures.length === 0,
       `${failures.length} failed requests, ${distinct.size} distinct (replay with FUZZ_SEED=${SEED}):\n${summary}\n${stats}`,

@@ -3,10 +3,13 @@ import { type LogRecord, setupLogging } from "../../src/observability/logger.ts"
 
 const MAX = 5000;
 export const logRecords: LogRecord[] = [];
+/** Called with every record, even those the bounded buffer drops (to scan a whole run's log). */
+export const logWatchers = new Set<(record: LogRecord) => void>();
 
 setupLogging({
   level: "debug",
   sink: (record) => {
+    for (const watch of logWatchers) watch(record);
     logRecords.push(record);
     if (logRecords.length > MAX) logRecords.splice(0, logRecords.length - MAX);
   },
