@@ -50,6 +50,8 @@ const EnvSchema = z.object({
     .optional(),
   DATA_DIR: z.string().min(1).default(".data"),
   DB_POOL_SIZE: int(1, 100).default(10),
+  // How long vigil waits for the database (connecting, a ping) before it counts as unavailable.
+  DB_TIMEOUT_MS: int(500, 120_000).default(5000),
   LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default("info"),
   ADMIN_API_KEY: z.string().regex(
     /^vgl_[A-Za-z0-9_-]{32,}$/,

@@ -61,6 +61,7 @@ async function main() {
     logger: logger.child("patterns"),
   });
 
+  services.dbMonitor.start();
   await services.skew.measure().catch((error) =>
     logger.warn("could not read the database's clock: {error}", { error })
   );
@@ -100,6 +101,7 @@ async function main() {
       services.drain.stop(timeoutMs - 2 * closing, closing),
     ]);
     if (!drained) logger.warn("some work was still running at the deadline and was cut off");
+    services.dbMonitor.stop();
     await tracing.shutdown();
     await db.close();
     logger.info("stopped");

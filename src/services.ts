@@ -14,6 +14,7 @@ import type { Sql } from "./db/database.ts";
 import { emailSender } from "./delivery/channels/email.ts";
 import { inappSender } from "./delivery/channels/inapp.ts";
 import { webhookSender } from "./delivery/channels/webhook.ts";
+import { DatabaseMonitor } from "./db/monitor.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import { pruneDeliveriesJob } from "./delivery/prune_job.ts";
 import { retryJob } from "./delivery/retry_job.ts";
@@ -107,7 +108,13 @@ export function createServices(base: BaseDeps) {
     dispatcher,
     schedule,
   });
-  metrics.sources.dlqCounts = () => dlqCounts(sql);
+  const dbMonitor = new DatabaseMonitor({
+    sql,
+    metrics,
+    logger: logger.child("db"),
+    timeoutMs: config.DB_TIMEOUT_MS,
+    dlqCounts: () => dlqCounts(sql),
+  });
 
   const jobs: Job[] = [
     evaluateJob({ sql, evaluator, dispatcher, schedule, drain }),
@@ -129,6 +136,7 @@ export function createServices(base: BaseDeps) {
     schedule,
     drain,
     skew,
+    dbMonitor,
     jobs,
   };
 }

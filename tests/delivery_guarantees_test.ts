@@ -383,6 +383,7 @@ dbTest(
     assertEquals(s.resend.copies.get(id), 1, "the user got one email");
     const dlq = await s.app.request("GET", "/v1/dlq?state=uncertain");
     assertEquals(dlq.body.items.map((r: { delivery_id: string }) => r.delivery_id), [id]);
+    await s.app.dbMonitor.refresh();
     const samples = parseMetrics((await s.app.request("GET", "/metrics", { key: null })).body);
     assertEquals(sampleValue(samples, "alert_dlq_entries", { state: "uncertain" }), 1);
     assertEquals(

@@ -157,6 +157,10 @@ function catalogue(): Catalogue {
   ) metric(name, []);
   metric("vigil_build_info", ["version", "deno"]);
   metric("vigil_clock_skew_seconds", []);
+  metric("vigil_database_up", []);
+  metric("vigil_database_ping_seconds", []);
+  metric("vigil_database_last_read_timestamp_seconds", []);
+  metric("http_rate_limited_total", ["reason"], { reason: ["api_key", "auth_failures"] });
   metric("up", []);
   // Recording rules keep job plus the labels they aggregate by.
   for (const name of recordingRuleNames()) {

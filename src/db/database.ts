@@ -17,16 +17,23 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const COMMON: postgres.Options<Record<string, never>> = {
-  onnotice: () => {}, // "relation already exists, skipping" and friends are not news
-  idle_timeout: 30,
-  connect_timeout: 10,
-  connection: { application_name: "vigil" },
-};
+function options(timeoutMs: number): postgres.Options<Record<string, never>> {
+  return {
+    onnotice: () => {}, // "relation already exists, skipping" and friends are not news
+    idle_timeout: 30,
+    // A database that is away fails requests fast (503) instead of holding them.
+    connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    // postgres.js waits up to 20 s between reconnect attempts (3^n / 100 s), and queued queries
+    // wait with it: capped at half a second, a stopped database fails requests in about that.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
+    connection: { application_name: "vigil" },
+  };
+}
 
 export async function openDatabase(
-  config: Pick<Config, "DATABASE_URL" | "DATA_DIR" | "DB_POOL_SIZE">,
+  config: Pick<Config, "DATABASE_URL" | "DATA_DIR" | "DB_POOL_SIZE" | "DB_TIMEOUT_MS">,
 ): Promise<Database> {
+  const COMMON = options(config.DB_TIMEOUT_MS);
   if (config.DATABASE_URL) {
     const sql = postgres(config.DATABASE_URL, { ...COMMON, max: config.DB_POOL_SIZE });
     return { sql, kind: "postgres", close: () => sql.end({ timeout: 5 }) };

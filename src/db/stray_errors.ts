@@ -19,6 +19,17 @@ export function isConnectionLoss(error: unknown): boolean {
   return CONNECTION_LOSS.has((error as { code?: string } | null)?.code ?? "");
 }
 
+/**
+ * The database is away (refused, timed out, restarting, connection lost) — as opposed to a
+ * query that is wrong. Requests that meet it are answered 503 `database unavailable`.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code ?? "";
+  return isConnectionLoss(error) || code === "ECONNREFUSED" || code === "CONNECT_TIMEOUT" ||
+    code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code.startsWith("08") || // connection
+    code === "57P01" || code === "57P02" || code === "57P03"; // shutting down, cannot connect now
+}
+
 /** Keeps the process alive through stray connection-loss rejections, logging each one. */
 export function tolerateStrayConnectionErrors(logger?: Logger): void {
   globalThis.addEventListener("unhandledrejection", (event) => {

@@ -4,6 +4,7 @@
  */
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { isDatabaseUnavailable } from "../db/stray_errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { AppEnv } from "./env.ts";
 import { Problem, type ProblemBody, problemBody } from "./problem.ts";
@@ -23,6 +24,17 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
     const requestId = c.get("requestId");
     if (error instanceof Problem) {
       return problemResponse(error.body(requestId), error.extra.headers);
+    }
+    if (isDatabaseUnavailable(error)) {
+      logger.warn("{method} {path}: database unavailable ({code})", {
+        method: c.req.method,
+        path: c.req.path,
+        code: (error as { code?: string }).code,
+      });
+      return problemResponse(
+        problemBody(503, "database unavailable: try again shortly", { requestId }),
+        { "Retry-After": "5" },
+      );
     }
     if (error instanceof HTTPException && error.status < 500) {
       // Raised by Hono itself: malformed JSON (400), unsupported media type (415), ...

@@ -45,19 +45,12 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 
 
 export const VERSION = "1.0.0";
 
-/** Values read from elsewhere at scrape time (set once the database is known). */
-export interface MetricSources {
-  dlqCounts?: () => Promise<Record<(typeof DLQ_STATES)[number], number>>;
-}
-
 export function createMetrics() {
   const registry = new Registry();
   const registers = [registry];
-  const sources: MetricSources = {};
 
   const metrics = {
     registry,
-    sources,
 
     httpRequests: new Counter({
       name: "http_requests_total",
@@ -137,17 +130,29 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    // Read from the database in the background (db/monitor.ts), so it is true across restarts
+    // and replicas and a scrape never waits on the database; its age says how fresh it is.
     dlqEntries: new Gauge({
       name: "alert_dlq_entries",
-      help: "Rows in the alert dead-letter queue, by state (read from the database at scrape).",
+      help: "Rows in the alert dead-letter queue, by state (read from the database).",
       labelNames: ["state"] as const,
       registers,
-      // Read at every scrape, so it is true across restarts and replicas; if the database does
-      // not answer, the last value stays.
-      async collect() {
-        const counts = await sources.dlqCounts?.().catch(() => undefined);
-        if (counts) { for (const state of DLQ_STATES) this.set({ state }, counts[state]); }
-      },
+    }),
+    databaseUp: new Gauge({
+      name: "vigil_database_up",
+      help: "1 when the database answered the last ping (every 5 s), else 0.",
+      registers,
+    }),
+    databasePing: new Gauge({
+      name: "vigil_database_ping_seconds",
+      help: "Round trip of the last successful database ping.",
+      registers,
+    }),
+    databaseLastRead: new Gauge({
+      name: "vigil_database_last_read_timestamp_seconds",
+      help: "When values read from the database (the DLQ counts) were last refreshed; " +
+        "time() minus this is their age.",
+      registers,
     }),
     retryAttempts: new Counter({
       name: "alert_retry_attempts_total",

@@ -8,6 +8,9 @@ export interface Cluster {
   url: string;
   /** Synchronous, so that it can run in an `unload` listener. */
   stop(): void;
+  /** Stops the server, keeping its data (an outage); `resume` starts it again. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
 }
 
 export function which(command: string): boolean {
@@ -72,11 +75,15 @@ export async function startCluster(
       ? []
       : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
   ].join(" ");
-  await run(
-    ["pg_ctl", "-D", dir, "-o", settings, "-l", `${dir}/server.log`, "-w", "start"],
-    asPostgres,
-  );
+  const start = () =>
+    run(
+      ["pg_ctl", "-D", dir, "-o", settings, "-l", `${dir}/server.log`, "-w", "start"],
+      asPostgres,
+    );
+  await start();
   return {
+    pause: () => run(["pg_ctl", "-D", dir, "-m", "fast", "-w", "stop"], asPostgres),
+    resume: start,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop() {
       const [cmd, args] = command(["pg_ctl", "-D", dir, "-m", "immediate", "stop"], asPostgres);
