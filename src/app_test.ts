@@ -69,6 +69,12 @@ dbTest(
     assert(logged, "the error is logged");
     assertEquals(logged.fields.request_id, "boom-1");
     assert((logged.fields.error as Error).stack?.includes("secret internals"));
+    const line = logs().find((r) => r.msg === "request");
+    assertEquals(
+      [line?.level, line?.fields.status],
+      ["error", 500],
+      "5xx request lines are errors",
+    );
   },
 );
 

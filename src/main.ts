@@ -10,7 +10,7 @@ import { tolerateStrayConnectionErrors } from "./db/stray_errors.ts";
 import { migrate } from "./db/migrate.ts";
 import { scheduleJobs } from "./jobs/scheduler.ts";
 import { closeLogging, rootLogger, setupLogging } from "./observability/logger.ts";
-import { createMetrics } from "./observability/metrics.ts";
+import { createMetrics, VERSION } from "./observability/metrics.ts";
 import { setupTracing } from "./observability/tracing.ts";
 import { loadExamplePatterns } from "./patterns/examples.ts";
 import { createServices } from "./services.ts";
@@ -28,7 +28,14 @@ function configOrExit(): Config {
 
 async function main() {
   const config = configOrExit();
-  setupLogging({ level: config.LOG_LEVEL });
+  setupLogging({
+    level: config.LOG_LEVEL,
+    identity: {
+      service: config.OTEL_SERVICE_NAME,
+      version: VERSION,
+      instance: `${Deno.hostname()}:${Deno.pid}`,
+    },
+  });
   const logger = rootLogger;
   tolerateStrayConnectionErrors(logger.child("db"));
   const clock = systemClock;

@@ -5,6 +5,7 @@ import { MINUTE } from "./support/clock.ts";
 import { dbTest } from "./support/database.ts";
 import { fakeResend } from "./support/fake_resend.ts";
 import { logsSince } from "./support/logs.ts";
+import { parseMetrics, sampleValue } from "./support/prometheus_text.ts";
 
 const TOKEN = "am-token-0123456789abcdef";
 
@@ -249,3 +250,32 @@ dbTest("alertmanager: a body over ALERTMANAGER_MAX_BODY_BYTES is 413", async (t,
     assertEquals((await res.json()).delivered, 1400);
   });
 });
+
+dbTest(
+  "alertmanager: when no recipient is a user, every admin is notified (never a silent drop)",
+  async (_t, db) => {
+    const app = await testApp(db, {
+      env: {
+        ALERTMANAGER_WEBHOOK_TOKEN: TOKEN,
+        ALERTMANAGER_RECIPIENTS: "ops@example.com", // the compose default; nobody created it
+      },
+    });
+    const second = await app.newUser("second-admin@example.com", "admin");
+    const user = await app.newUser("user@example.com");
+    const res = await app.request("POST", "/v1/alertmanager/webhook", {
+      key: TOKEN,
+      body: payload("firing", "warning"),
+    });
+    assertEquals([res.status, res.body.recipients, res.body.delivered], [200, 2, 2]);
+    const titles = async (key: string) =>
+      (await app.request("GET", "/v1/notifications", { key })).body.items.map((
+        n: { title: string },
+      ) => n.title);
+    assertEquals(await titles(app.adminKey), ["[FIRING] CircuitBreakerOpen"]);
+    assertEquals(await titles(second.key), ["[FIRING] CircuitBreakerOpen"]);
+    assertEquals(await titles(user.key), [], "users who are not admins are not told");
+    const samples = parseMetrics((await app.request("GET", "/metrics", { key: null })).body);
+    assertEquals(sampleValue(samples, "alertmanager_alerts_total", { outcome: "admins" }), 1);
+    assertEquals(sampleValue(samples, "alertmanager_alerts_total", { outcome: "recipients" }), 0);
+  },
+);

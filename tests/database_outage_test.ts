@@ -45,8 +45,11 @@ Deno.test({
         assertEquals(await up(), want);
       };
 
-      await t.step("healthy", async () => {
+      await t.step("healthy; every log line says which service, version and instance", async () => {
         assertEquals((await get("/v1/me")).status, 200);
+        const first = vigil.logs[0];
+        assertEquals(first.service, "vigil");
+        assert(typeof first.version === "string" && /:\d+$/.test(String(first.instance)));
         await waitFor(1);
       });
 

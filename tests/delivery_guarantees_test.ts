@@ -450,3 +450,22 @@ dbTest("jobs: an admin runs a job now; unknown jobs are 404, users are refused",
   const list = await app.request("GET", "/v1/jobs");
   assert(list.body.items.some((j: { name: string }) => j.name === "clock.skew"));
 });
+
+dbTest(
+  "idempotency window: replaying a pending entry that may have arrived keeps the window",
+  async (_t, db) => {
+    // Found by the model test (seed 857636182): a replay used to forget that the first attempt
+    // may have arrived, and the email went out again after Resend had forgotten its key.
+    await using s = await setup(db, { RESEND_TIMEOUT_MS: "100" });
+    s.resend.respond({ kind: "accept_then_hang" });
+    const fired = await s.evaluate(await s.alertOn("email"));
+    const id = fired.deliveries[0].id;
+    const [{ id: dlqId }] = await db.sql`select id from alert_dlq where delivery_id = ${id}`;
+    assertEquals((await s.app.request("POST", `/v1/dlq/${dlqId}/replay`)).status, 200);
+    assertEquals((await s.delivery(id)).maybe_sent, true, "still maybe sent");
+    s.clock.advance(25 * HOUR);
+    await retryDeliveries(s.app.dispatcher);
+    assertEquals((await s.delivery(id)).status, "uncertain");
+    assertEquals(s.resend.copies.get(id), 1, "one email");
+  },
+);

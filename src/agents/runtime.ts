@@ -91,6 +91,12 @@ export class AgentRuntime {
     this.#agents.set(agent.name, registered);
     for (const cap of agent.capabilities) {
       this.#routes.set(cap.name, { registered, capability: cap });
+      // Every series exists from the start, so the first call after a restart shows in rate().
+      const labels = { agent_name: agent.name, capability: cap.name };
+      for (const status of ["success", "error", "rejected"]) {
+        this.deps.metrics.agentInvocations.inc({ ...labels, status }, 0);
+      }
+      this.deps.metrics.agentLatency.zero(labels);
     }
   }
 

@@ -4,11 +4,22 @@ import { CapabilityError } from "./runtime.ts";
 import { CallerError } from "./types.ts";
 import { z } from "zod";
 
+/** The calls counted (series that exist at zero from registration on are left out). */
 async function counts(metrics: ReturnType<typeof testRuntime>["metrics"]) {
   return (await metrics.agentInvocations.get()).values
+    .filter((v) => v.value > 0)
     .map((v) => `${v.labels.agent_name}/${v.labels.capability}/${v.labels.status}=${v.value}`)
     .sort();
 }
+
+Deno.test("runtime: every capability's series exist at zero from registration on", async () => {
+  const { metrics } = testRuntime();
+  const series = (await metrics.agentInvocations.get()).values
+    .filter((v) => v.labels.capability === "data.compare")
+    .map((v) => `${v.labels.status}=${v.value}`)
+    .sort();
+  assertEquals(series, ["error=0", "rejected=0", "success=0"]);
+});
 
 Deno.test("runtime: routes a capability to its agent and validates arguments", async () => {
   const { runtime, metrics } = testRuntime();

@@ -152,18 +152,30 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
           group_key: body.groupKey,
         });
       }
-      const users = deps.recipients.length === 0
+      const named = deps.recipients.length === 0
         ? []
         : await deps.sql<{ id: string; email: string }[]>`
         select id, email from users where lower(email) = any(${
           deps.recipients.map((e) => e.toLowerCase())
         }::text[])`;
-      if (users.length < deps.recipients.length) {
+      if (named.length < deps.recipients.length) {
         deps.logger.warn("some ALERTMANAGER_RECIPIENTS are not users: {missing}", {
           missing: deps.recipients.filter((e) =>
-            !users.some((u) => u.email.toLowerCase() === e.toLowerCase())
+            !named.some((u) => u.email.toLowerCase() === e.toLowerCase())
           ),
         });
+      }
+      // Nobody named can be reached: the admins get it rather than nobody (never a silent drop).
+      const users = named.length > 0 ? named : await deps.sql<{ id: string; email: string }[]>`
+        select distinct u.id, u.email from users u join api_keys k on k.user_id = u.id
+        where k.role = 'admin' and k.revoked_at is null`;
+      const outcome = named.length > 0 ? "recipients" : users.length > 0 ? "admins" : "dropped";
+      deps.metrics.alertmanagerAlerts.inc({ outcome }, body.alerts.length);
+      if (outcome !== "recipients") {
+        deps.logger[outcome === "dropped" ? "error" : "warn"](
+          "no ALERTMANAGER_RECIPIENTS user to notify: {count} alerts went to {outcome}",
+          { count: body.alerts.length, outcome },
+        );
       }
       const now = deps.clock.now();
       // One transaction for the whole notification: all of it is accepted, or none. Intents

@@ -126,7 +126,7 @@ export async function listDlq(
 /**
  * Makes a DLQ row due now (retry count and history kept). A row whose retry is in flight is left
  * as it is (`busy`). Replaying an `uncertain` row is a person's decision to send again although
- * an earlier attempt may have arrived: the delivery is no longer marked as maybe sent.
+ * an earlier attempt may have arrived: that delivery is no longer marked as maybe sent.
  */
 export async function replayDlq(
   sql: Sql,
@@ -134,16 +134,19 @@ export async function replayDlq(
   now: Date,
 ): Promise<DlqRow | "busy" | undefined> {
   return await sql.begin(async (tx) => {
-    const [row] = await tx<{ delivery_id: string; busy: boolean }[]>`
-      select q.delivery_id, coalesce(d.lease_until > ${now}, false) as busy
+    const [row] = await tx<{ delivery_id: string; state: DlqState; busy: boolean }[]>`
+      select q.delivery_id, q.state, coalesce(d.lease_until > ${now}, false) as busy
       from alert_dlq q join alert_deliveries d on d.id = q.delivery_id
       where q.id = ${id}
       for update of q, d`;
     if (!row) return undefined;
     if (row.busy) return "busy";
     await tx`update alert_dlq set state = 'pending', next_retry_at = ${now} where id = ${id}`;
+    // Only replaying an uncertain entry waives the idempotency window (that is its point); a
+    // pending one whose earlier attempt may have arrived keeps the rule (found by the model test).
     await tx`
-      update alert_deliveries set status = 'failed', maybe_sent = false
+      update alert_deliveries
+      set status = 'failed', maybe_sent = maybe_sent and ${row.state !== "uncertain"}
       where id = ${row.delivery_id}`;
     const [replayed] = await tx<DlqRow[]>`
       select ${DLQ_COLUMNS(tx)}

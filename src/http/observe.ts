@@ -115,7 +115,8 @@ export function observeRequests(
       duration_ms: Math.round(seconds * 100_000) / 100,
       user_id: c.get("principal")?.userId ?? null,
     };
-    if (QUIET.test(path)) logger.debug("request", fields);
+    if (status >= 500) logger.error("request", fields);
+    else if (QUIET.test(path)) logger.debug("request", fields);
     else logger.info("request", fields);
   };
 }

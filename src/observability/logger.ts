@@ -66,12 +66,16 @@ function render(msg: string, fields: Fields): string {
   });
 }
 
+/** Who writes: service, version, instance — on every line, so that replicas' logs can be told apart. */
+let identity: Fields = {};
+
 export function formatJsonLine(record: LogRecord): string {
   const line: Fields = {
     ts: record.ts,
     level: record.level,
     msg: record.msg,
     logger: record.logger,
+    ...identity,
   };
   for (const key in record.fields) {
     const value = record.fields[key];
@@ -168,12 +172,15 @@ export interface LoggingOptions {
   level: "debug" | "info" | "warning" | "error";
   /** Where records go; defaults to buffered JSON lines on stdout. */
   sink?: Sink;
+  /** Fields on every line (service, version, instance). */
+  identity?: Fields;
 }
 
 /** Configures the process-wide logging. */
 export function setupLogging(options: LoggingOptions): void {
   installContext();
   threshold = RANK[options.level === "warning" ? "warn" : options.level];
+  identity = options.identity ?? {};
   if (options.sink) {
     sink = options.sink;
     flushSink = () => {};

@@ -160,6 +160,13 @@ export function createMetrics() {
       labelNames: ["channel", "outcome"] as const,
       registers,
     }),
+    alertmanagerAlerts: new Counter({
+      name: "alertmanager_alerts_total",
+      help: "Alerts received from Alertmanager, by who was notified: recipients (the users " +
+        "ALERTMANAGER_RECIPIENTS names), admins (none of them is a user) or dropped (no admin either).",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
     rateLimited: new Counter({
       name: "http_rate_limited_total",
       help: "Requests refused with 429, by reason (api_key, auth_failures).",
@@ -195,6 +202,9 @@ export function createMetrics() {
   }
   metrics.alertsFired.inc(0);
   for (const reason of ["api_key", "auth_failures"]) metrics.rateLimited.inc({ reason }, 0);
+  for (const outcome of ["recipients", "admins", "dropped"]) {
+    metrics.alertmanagerAlerts.inc({ outcome }, 0);
+  }
 
   registerProcessMetrics(registry);
   return metrics;
@@ -211,6 +221,7 @@ export function setBreakerState(metrics: Metrics, agentName: string, state: Brea
 
 export function initJobMetrics(metrics: Metrics, job: string): void {
   for (const status of JOB_STATUSES) metrics.cronRuns.inc({ job, status }, 0);
+  metrics.cronDuration.zero({ job });
 }
 
 /** prom-client's default Node metrics throw under Deno: these are read from Deno itself. */
