@@ -163,3 +163,16 @@ dbTest(
     assertEquals(sampleValue(samples, "http_rate_limited_total", { reason: "auth_failures" }), 2);
   },
 );
+
+dbTest(
+  "rate limits: many good requests at once never count as failed authentications",
+  async (_t, db) => {
+    // hono-rate-limiter counted in-flight requests as failures until they ended: 32 concurrent
+    // good requests from one address were refused (the benchmark found it).
+    const app = await testApp(db, { env: { AUTH_FAILURES_PER_MINUTE: "3" } });
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, () => app.request("GET", "/v1/me").then((r) => r.status)),
+    );
+    assertEquals(statuses, Array(40).fill(200));
+  },
+);
