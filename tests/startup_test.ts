@@ -1,6 +1,6 @@
 /** vigil as a process: configuration errors, start-up races, persistence, graceful stop. */
 import { assert, assertEquals } from "./support/assert.ts";
-import { dbTest } from "./support/database.ts";
+import { dbTest, type TestDatabase } from "./support/database.ts";
 import { spawnVigil, startVigil } from "./support/process.ts";
 import { serveLocal } from "./support/servers.ts";
 import { listMigrations } from "../src/db/migrate.ts";
@@ -82,22 +82,43 @@ Deno.test({
   },
 });
 
-dbTest("shutdown: SIGTERM lets an in-flight request finish, then exits 0", async (_t, db) => {
-  const adminKey = "vgl_" + "k".repeat(40);
+/** A target that answers only when released; `requestArrived` resolves at its first request. */
+function heldTarget(answer: string) {
   let arrived!: () => void;
   const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
-  await using target = serveLocal(async () => {
+  const target = serveLocal(async () => {
     arrived();
-    await released; // hold the check open until the test has sent SIGTERM
-    return new Response("late but fine");
+    await released;
+    return new Response(answer);
   });
-  // On the embedded fallback the test's PGlite serves one connection: give vigil its own.
+  return {
+    target,
+    requestArrived,
+    release,
+    [Symbol.asyncDispose]: async () => {
+      release();
+      await target.close();
+    },
+  };
+}
+
+/** The test's database for a vigil process; on the embedded fallback (one connection), its own. */
+async function databaseFor(db: TestDatabase) {
   const dataDir = db.kind === "embedded" ? await Deno.makeTempDir() : undefined;
   const database: Record<string, string> = dataDir
     ? { DATA_DIR: dataDir }
     : { DATABASE_URL: db.url };
+  return { dataDir, database };
+}
+
+dbTest("shutdown: SIGTERM lets an in-flight request finish, then exits 0", async (_t, db) => {
+  const adminKey = "vgl_" + "k".repeat(40);
+  // The check is held open until the test has sent SIGTERM.
+  await using slow = heldTarget("late but fine");
+  const { target, requestArrived, release } = slow;
+  const { dataDir, database } = await databaseFor(db);
   await using vigil = await startVigil({ ...database, ADMIN_API_KEY: adminKey });
   const headers = { authorization: `Bearer ${adminKey}`, "content-type": "application/json" };
   const created = await fetch(`${vigil.url}/v1/patterns`, {
@@ -138,19 +159,10 @@ dbTest(
   "shutdown: past SHUTDOWN_TIMEOUT_MS vigil exits 1, and says so in its last log line",
   async (_t, db) => {
     const adminKey = "vgl_" + "d".repeat(40);
-    let arrived!: () => void;
-    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    await using target = serveLocal(async () => {
-      arrived();
-      await released; // never answers before vigil gives up
-      return new Response("too late");
-    });
-    const dataDir = db.kind === "embedded" ? await Deno.makeTempDir() : undefined;
-    const database: Record<string, string> = dataDir
-      ? { DATA_DIR: dataDir }
-      : { DATABASE_URL: db.url };
+    // Never answers before vigil gives up.
+    await using slow = heldTarget("too late");
+    const { target, requestArrived, release } = slow;
+    const { dataDir, database } = await databaseFor(db);
     await using vigil = await startVigil({
       ...database,
       ADMIN_API_KEY: adminKey,
