@@ -144,3 +144,26 @@ dbTest("tracing: spans, parents, attributes and propagation", async (t, db) => {
 
   await tracing.shutdown();
 });
+
+dbTest(
+  "tracing: error answers carry the trace id, only when the trace is sampled",
+  async (_t, db) => {
+    await using receiver = otlpReceiver();
+    const missing = "/v1/alerts/00000000-0000-4000-8000-000000000000";
+    const traced = await testApp(db, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } });
+    const res = await traced.request("GET", missing, {
+      headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` },
+    });
+    assertEquals([res.status, res.body.trace_id], [404, TRACE_ID]);
+    const unsampled = await testApp(db, {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER_ARG: "0" },
+      adminEmail: "admin-2@example.com",
+    });
+    const quiet = await unsampled.request("GET", missing);
+    assertEquals(
+      [quiet.status, "trace_id" in quiet.body],
+      [404, false],
+      "no id of a trace never kept",
+    );
+  },
+);

@@ -25,6 +25,9 @@ export const ProblemSchema = z.object({
   status: z.number().int(),
   detail: z.string(),
   request_id: z.string().optional(),
+  trace_id: z.string().optional().openapi({
+    description: "The request's trace, when it was sampled (look it up in Jaeger)",
+  }),
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   more_errors: z.number().int().optional().openapi({
     description: "How many problems were found beyond the 50 listed",
