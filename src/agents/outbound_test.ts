@@ -15,6 +15,8 @@ const closed: OutboundPolicy = { allowPrivate: false, resolve: noDns };
 const open: OutboundPolicy = { allowPrivate: true, resolve: noDns };
 const METADATA_REASON = "the cloud metadata address is never allowed";
 const runs = Number(Deno.env.get("VIGIL_PROPERTY_RUNS") ?? 100);
+const seed = Deno.env.get("VIGIL_PROPERTY_SEED");
+const property = { numRuns: runs, ...(seed ? { seed: Number(seed) } : {}) };
 
 type Kind = "metadata" | "private" | "public";
 
@@ -283,7 +285,7 @@ Deno.test("outbound property: private IPv4 in any form is refused with private t
       fc.constantFrom(...FORMS),
       (range, random, form) => checkedBoth(form(inRange(range, random)), closed, REFUSED),
     ),
-    { numRuns: runs },
+    property,
   );
 });
 
@@ -302,7 +304,7 @@ Deno.test("outbound property: metadata addresses in any form are always refused"
     fc.asyncProperty(forms, fc.boolean(), async (form, allowPrivate) => {
       await checkedBoth(form, { allowPrivate, resolve: noDns }, "metadata");
     }),
-    { numRuns: runs },
+    property,
   );
 });
 
