@@ -6,7 +6,7 @@ import { createApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/database.ts";
-import { tolerateStrayConnectionErrors } from "./db/stray_errors.ts";
+import { tolerateStrayConnectionErrors } from "./db/connection_errors.ts";
 import { migrate } from "./db/migrate.ts";
 import { scheduleJobs } from "./jobs/scheduler.ts";
 import { closeLogging, rootLogger, setupLogging } from "./observability/logger.ts";

@@ -32,7 +32,7 @@ import type { Delivery, Sender } from "../src/delivery/types.ts";
 import { rootLogger } from "../src/observability/logger.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import { createServices } from "../src/services.ts";
-import { tolerateStrayConnectionErrors } from "../src/db/stray_errors.ts";
+import { tolerateStrayConnectionErrors } from "../src/db/connection_errors.ts";
 import { testConfig } from "./support/app.ts";
 import { assert } from "./support/assert.ts";
 import { HOUR, ManualClock, MINUTE, SECOND } from "./support/clock.ts";

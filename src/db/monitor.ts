@@ -6,7 +6,9 @@
  * database is away the scrape still answers at once: up is 0 and the last counts age.
  */
 import type { Logger } from "../observability/logger.ts";
-import { DLQ_STATES, type Metrics } from "../observability/metrics.ts";
+import { DLQ_STATES, type DlqState } from "../delivery/store.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { withinMs } from "../util/timeout.ts";
 import type { Sql } from "./database.ts";
 
 export interface DatabaseMonitorDeps {
@@ -15,17 +17,7 @@ export interface DatabaseMonitorDeps {
   logger: Logger;
   /** How long a ping or a read may take before the database counts as down. */
   timeoutMs: number;
-  dlqCounts: () => Promise<Record<(typeof DLQ_STATES)[number], number>>;
-}
-
-function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    work,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  dlqCounts: () => Promise<Record<DlqState, number>>;
 }
 
 export class DatabaseMonitor {
@@ -34,10 +26,6 @@ export class DatabaseMonitor {
   #running: Promise<void> | undefined;
 
   constructor(private readonly deps: DatabaseMonitorDeps) {}
-
-  get up(): boolean | undefined {
-    return this.#up;
-  }
 
   /** One measurement; concurrent callers share it. Never throws. */
   refresh(): Promise<void> {
@@ -48,9 +36,9 @@ export class DatabaseMonitor {
     const { sql, metrics, timeoutMs } = this.deps;
     const started = performance.now();
     try {
-      await within(sql`select 1`, timeoutMs, "ping");
+      await withinMs(sql`select 1`, timeoutMs, "ping");
       metrics.databasePing.set((performance.now() - started) / 1000);
-      const counts = await within(this.deps.dlqCounts(), timeoutMs, "DLQ counts");
+      const counts = await withinMs(this.deps.dlqCounts(), timeoutMs, "DLQ counts");
       for (const state of DLQ_STATES) metrics.dlqEntries.set({ state }, counts[state]);
       this.deps.metrics.databaseLastRead.set(Date.now() / 1000);
       this.#set(true);

@@ -50,7 +50,8 @@ export function sendBudgetMs(leaseMs: number): number {
 
 /** `at` + `delayMs`, the delay clamped to [0, MAX_DELAY_MS]: never an invalid date. */
 export function dueAfter(at: Date, delayMs: number): Date {
-  const delay = Number.isFinite(delayMs) ? Math.min(Math.max(delayMs, 0), MAX_DELAY_MS) : 0;
+  // Infinity is as late as allowed; NaN is no delay at all.
+  const delay = Number.isNaN(delayMs) ? 0 : Math.min(Math.max(delayMs, 0), MAX_DELAY_MS);
   return new Date(at.getTime() + delay);
 }
 

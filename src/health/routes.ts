@@ -5,6 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../observability/logger.ts";
+import { withinMs } from "../util/timeout.ts";
 import { createRouter, json } from "../http/openapi.ts";
 
 export interface DependencyStatus {
@@ -89,17 +90,8 @@ async function runCheck(
   logger: Logger,
 ): Promise<[string, DependencyStatus]> {
   const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const result = await Promise.race([
-      check.check(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
-          CHECK_TIMEOUT_MS,
-        );
-      }),
-    ]);
+    const result = await withinMs(check.check(), CHECK_TIMEOUT_MS, check.name);
     return [check.name, {
       status: result?.status ?? "up",
       required: check.required,
@@ -116,7 +108,5 @@ async function runCheck(
       required: check.required,
       detail: `${check.name} did not answer`,
     }];
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -5,7 +5,7 @@
 import { trace, TraceFlags } from "@opentelemetry/api";
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { isDatabaseUnavailable } from "../db/stray_errors.ts";
+import { isDatabaseUnavailable } from "../db/connection_errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { AppEnv } from "./env.ts";
 import { Problem, type ProblemBody, problemBody } from "./problem.ts";

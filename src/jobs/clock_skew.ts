@@ -21,12 +21,10 @@ export class ClockSkew {
     private readonly deps: { sql: Sql; clock: Clock; metrics: Metrics; logger: Logger },
   ) {}
 
-  /** Database time minus local time, in ms (positive: this clock is behind). */
-  get skewMs(): number {
-    return this.#skewMs;
-  }
-
-  /** Reads the database's clock; the local time is taken halfway through the round trip. */
+  /**
+   * Database time minus local time, in ms (positive: this clock is behind); the local time is
+   * taken halfway through the round trip.
+   */
   async measure(): Promise<number> {
     const before = this.deps.clock.now().getTime();
     const [row] = await this.deps.sql<{ ms: number }[]>`

@@ -4,6 +4,7 @@
  * channels, states — never user ids, URLs or error text.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DLQ_STATES } from "../delivery/store.ts";
 import { CHANNELS } from "../delivery/types.ts";
 
 export type BreakerState = "closed" | "open" | "half_open";
@@ -18,7 +19,7 @@ export const DELIVERY_STATUSES = [
   "uncertain",
 ] as const;
 export const RETRY_OUTCOMES = ["delivered", "failed", "unknown", "exhausted", "uncertain"] as const;
-export const DLQ_STATES = ["pending", "exhausted", "uncertain"] as const;
+export { DLQ_STATES } from "../delivery/store.ts";
 export const EVALUATION_RESULTS = ["matched", "not_matched", "error"] as const;
 export const JOB_STATUSES = ["success", "error"] as const;
 

@@ -11,7 +11,6 @@ import { Resend } from "resend";
 import type { Config } from "../../config.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { RateLimiter } from "../rate_limiter.ts";
-import { MAX_DELAY_MS } from "../schedule.ts";
 import { type Delivery, type Sender, type SendResult, timeLeft } from "../types.ts";
 
 const PERMANENT = new Set([400, 401, 403, 422]);
@@ -32,8 +31,8 @@ export function renderEmail(delivery: Delivery) {
 }
 
 /**
- * Parses `retry-after` (seconds or an HTTP date) into milliseconds, within [0, MAX_DELAY_MS]:
- * the receiver controls this header, so a huge or negative value must not strand a retry.
+ * Parses `retry-after` (seconds or an HTTP date) into milliseconds. The receiver controls it:
+ * the due time it leads to is clamped where every due time is (`dueAfter`).
  */
 export function retryAfterMs(
   value: string | undefined | null,
@@ -42,7 +41,7 @@ export function retryAfterMs(
   if (!value) return undefined;
   const seconds = Number(value);
   const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - now;
-  return Number.isNaN(ms) ? undefined : Math.min(Math.max(ms, 0), MAX_DELAY_MS);
+  return Number.isNaN(ms) ? undefined : ms;
 }
 
 export function emailSender(
