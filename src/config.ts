@@ -42,6 +42,50 @@ const emailList = z.string().transform((v, ctx) => {
   return emails;
 });
 
+/** 32 bytes from base64 (standard or URL-safe, padded or not) or hex; throws otherwise. */
+export function parseSecretKey(text: string): Uint8Array {
+  const s = text.trim();
+  let bytes: Uint8Array | undefined;
+  if (/^[0-9a-fA-F]{64}$/.test(s)) {
+    bytes = new Uint8Array(s.match(/../g)!.map((h) => parseInt(h, 16)));
+  } else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(s)) {
+    try {
+      const raw = atob(s.replaceAll("-", "+").replaceAll("_", "/"));
+      bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    } catch {
+      bytes = undefined;
+    }
+  }
+  if (bytes?.length !== 32) {
+    throw new Error("must be 32 bytes in base64 or hex (openssl rand -base64 32)");
+  }
+  return bytes;
+}
+
+/** A key for secrets at rest (src/security/secrets.ts). */
+const secretKey = z.string().transform((v, ctx) => {
+  try {
+    return parseSecretKey(v);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** Comma-separated keys, each as VIGIL_SECRET_KEY; the error names the position only. */
+const secretKeyList = z.string().transform((v, ctx) => {
+  const keys: Uint8Array[] = [];
+  for (const [i, item] of v.split(",").map((s) => s.trim()).filter(Boolean).entries()) {
+    try {
+      keys.push(parseSecretKey(item));
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: `item ${i + 1} ${(error as Error).message}` });
+      return z.NEVER;
+    }
+  }
+  return keys;
+});
+
 const EnvSchema = z.object({
   VIGIL_ENV: z.enum(["development", "test", "production"]).default("production"),
   PORT: int(0, 65535).default(8000),
@@ -67,7 +111,17 @@ const EnvSchema = z.object({
 
   OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default("vigil"),
-  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ error: "must be a number" }).min(0).max(1).default(1),
+  // The OpenTelemetry SDK's standard sampler names; the ratio applies to the *traceidratio ones.
+  OTEL_TRACES_SAMPLER: z.enum([
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+  ]).default("parentbased_traceidratio"),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ error: "must be a number from 0 to 1" })
+    .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").default(1),
 
   CB_FAILURE_THRESHOLD: int(1, 1000).default(5),
   CB_OPEN_SECONDS: int(1, 86_400).default(60),
@@ -97,6 +151,9 @@ const EnvSchema = z.object({
   // Alertmanager drops a group answered 413, so its receiver takes more than the API's 1 MiB.
   ALERTMANAGER_MAX_BODY_BYTES: int(1024 * 1024, 256 * 1024 * 1024).default(32 * 1024 * 1024),
   DELIVERY_RETENTION_DAYS: int(1, 3650).default(30),
+  // Secrets at rest: the key that seals, and older keys that still open (README).
+  VIGIL_SECRET_KEY: secretKey.optional(),
+  VIGIL_SECRET_KEY_PREVIOUS: secretKeyList.optional(),
 });
 
 export type Env = z.input<typeof EnvSchema>;

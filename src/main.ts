@@ -11,8 +11,11 @@ import { migrate } from "./db/migrate.ts";
 import { scheduleJobs } from "./jobs/scheduler.ts";
 import { closeLogging, rootLogger, setupLogging } from "./observability/logger.ts";
 import { createMetrics, VERSION } from "./observability/metrics.ts";
+import { EventLoopLag } from "./observability/event_loop.ts";
 import { setupTracing } from "./observability/tracing.ts";
 import { loadExamplePatterns } from "./patterns/examples.ts";
+import { reencryptSecrets } from "./security/reencrypt.ts";
+import { type ResolvedKeys, resolveKeys, Secrets } from "./security/secrets.ts";
 import { createServices } from "./services.ts";
 import { bootstrapAdmin } from "./users/bootstrap.ts";
 
@@ -26,21 +29,43 @@ function configOrExit(): Config {
   }
 }
 
+/** The keys of secrets at rest, or one line on stderr and exit 1 (no key in production). */
+async function keysOrExit(config: Config): Promise<ResolvedKeys> {
+  try {
+    return await resolveKeys(config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    closeLogging();
+    Deno.stderr.writeSync(new TextEncoder().encode(`vigil: ${error.message}\n`));
+    Deno.exit(1);
+  }
+}
+
 async function main() {
   const config = configOrExit();
+  // Who this replica is, in its log lines, its spans and its database connections.
+  const instance = `${Deno.hostname()}:${Deno.pid}`;
   setupLogging({
     level: config.LOG_LEVEL,
-    identity: {
-      service: config.OTEL_SERVICE_NAME,
-      version: VERSION,
-      instance: `${Deno.hostname()}:${Deno.pid}`,
-    },
+    identity: { service: config.OTEL_SERVICE_NAME, version: VERSION, instance },
   });
   const logger = rootLogger;
+  const keys = await keysOrExit(config);
+  if (keys.source.kind === "file") {
+    const fields = { path: keys.source.path, key_id: keys.keyring.currentId };
+    if (keys.source.created) {
+      logger.warn(
+        "generated a development secret key in {path} (production needs VIGIL_SECRET_KEY)",
+        fields,
+      );
+    } else {
+      logger.info("using the development secret key in {path}", fields);
+    }
+  }
   tolerateStrayConnectionErrors(logger.child("db"));
   const clock = systemClock;
   const startedAt = clock.now();
-  const tracing = setupTracing(config);
+  const tracing = setupTracing(config, undefined, instance);
   if (config.OTEL_EXPORTER_OTLP_ENDPOINT) {
     logger.info("exporting traces to {endpoint}", { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   }
@@ -49,7 +74,7 @@ async function main() {
     logger.warn("/metrics is off: set METRICS_TOKEN for Prometheus (or METRICS_PUBLIC=true)");
   }
 
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, `vigil ${instance}`);
   logger.info("database connected ({kind})", { kind: db.kind });
   await migrate(db.sql, logger.child("db"));
   await bootstrapAdmin(db.sql, config, clock, logger.child("users"));
@@ -61,14 +86,25 @@ async function main() {
     logger,
     metrics: createMetrics(),
     tracer: tracing.tracer,
+    secrets: Secrets.of(keys.keyring),
   });
+  // Rows written before encryption, or sealed with a previous key, are sealed with the current
+  // one (compare-and-set per row: safe while other replicas do the same).
+  await reencryptSecrets(db.sql, services.secrets, logger.child("secrets")).catch((error) =>
+    logger.warn("could not re-encrypt the stored secrets: {message}", {
+      message: (error as Error).message,
+    })
+  );
   await services.remote.refresh(true);
   await loadExamplePatterns(config.PATTERNS_DIR, {
     ...services,
     logger: logger.child("patterns"),
   });
 
+  await services.patterns.initMetrics();
   services.dbMonitor.start();
+  const eventLoop = new EventLoopLag(services.metrics);
+  eventLoop.start();
   await services.skew.measure().catch((error) =>
     logger.warn("could not read the database's clock: {error}", { error })
   );
@@ -109,6 +145,7 @@ async function main() {
     ]);
     if (!drained) logger.warn("some work was still running at the deadline and was cut off");
     services.dbMonitor.stop();
+    eventLoop.stop();
     await tracing.shutdown();
     await db.close();
     logger.info("stopped");

@@ -15,6 +15,9 @@ import { emailSender } from "./delivery/channels/email.ts";
 import { inappSender } from "./delivery/channels/inapp.ts";
 import { webhookSender } from "./delivery/channels/webhook.ts";
 import { DatabaseMonitor } from "./db/monitor.ts";
+import { instrumentSql } from "./db/instrumented_sql.ts";
+import { EMBEDDED_POOL_SIZE } from "./db/embedded.ts";
+import { trackTransactions } from "./db/pool_stats.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import { pruneDeliveriesJob } from "./delivery/prune_job.ts";
 import { retryJob } from "./delivery/retry_job.ts";
@@ -28,6 +31,7 @@ import type { Metrics } from "./observability/metrics.ts";
 import { Orchestrator } from "./patterns/orchestrator.ts";
 import { pruneRunsJob } from "./patterns/prune.ts";
 import { PatternService } from "./patterns/service.ts";
+import { Secrets } from "./security/secrets.ts";
 
 export interface BaseDeps {
   config: Config;
@@ -36,11 +40,24 @@ export interface BaseDeps {
   logger: Logger;
   metrics: Metrics;
   tracer: Tracer;
+  /**
+   * The keyring of secrets at rest; main.ts resolves it at start-up. Without it, it is resolved
+   * from the configuration at first use.
+   */
+  secrets?: Secrets;
 }
 
 export function createServices(base: BaseDeps) {
-  const { config, sql, clock, logger, metrics, tracer } = base;
-  const policy = { allowPrivate: config.ALLOW_PRIVATE_TARGETS };
+  const { config, clock, logger, metrics, tracer } = base;
+  // Client spans for database statements (issue 10), only when traces go somewhere: without an
+  // endpoint they would be made and dropped. Every service, and the app, gets this `sql`.
+  // Every call has a deadline; statements are traced when traces go somewhere.
+  const sql = instrumentSql(base.sql, {
+    deadlineMs: config.DB_TIMEOUT_MS,
+    tracer: config.OTEL_EXPORTER_OTLP_ENDPOINT ? tracer : undefined,
+  });
+  const secrets = base.secrets ?? Secrets.fromConfig(config);
+  const policy = { allowPrivate: config.ALLOW_PRIVATE_TARGETS, tracer };
   const runtime = new AgentRuntime({
     clock,
     metrics,
@@ -55,6 +72,7 @@ export function createServices(base: BaseDeps) {
     clock,
     policy,
     logger: logger.child("agents"),
+    secrets,
   });
   const orchestrator = new Orchestrator({
     runtime,
@@ -85,8 +103,8 @@ export function createServices(base: BaseDeps) {
   const skew = new ClockSkew({ sql, clock, metrics, logger: logger.child("clock") });
   const senders = {
     inapp: inappSender(sql, clock),
-    email: emailSender(config, logger.child("email")),
-    webhook: webhookSender(sql, clock, policy, config.WEBHOOK_TIMEOUT_MS),
+    email: emailSender(config, logger.child("email"), tracer),
+    webhook: webhookSender(sql, clock, policy, config.WEBHOOK_TIMEOUT_MS, secrets),
   };
   const dispatcher = new Dispatcher({
     sql,
@@ -96,6 +114,7 @@ export function createServices(base: BaseDeps) {
     senders,
     schedule,
     drain,
+    tracer,
   });
   const evaluator = new AlertEvaluator({
     sql,
@@ -114,6 +133,8 @@ export function createServices(base: BaseDeps) {
     logger: logger.child("db"),
     timeoutMs: config.DB_TIMEOUT_MS,
     dlqCounts: () => dlqCounts(sql),
+    pool: trackTransactions(sql),
+    poolMax: config.DATABASE_URL ? config.DB_POOL_SIZE : EMBEDDED_POOL_SIZE,
   });
 
   const jobs: Job[] = [
@@ -125,6 +146,8 @@ export function createServices(base: BaseDeps) {
   ];
   return {
     ...base,
+    sql, // traced (above)
+    secrets,
     policy,
     runtime,
     remote,

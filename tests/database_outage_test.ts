@@ -87,6 +87,42 @@ Deno.test({
         const unhandled = vigil.logs.filter((l) => String(l.msg).startsWith("unhandled error"));
         assertEquals(unhandled, [], "no request got a 500");
       });
+      cluster.freeze();
+      try {
+        await t.step(
+          "a frozen database (a partition: nothing answers, nothing refuses)",
+          async () => {
+            const answers = await Promise.all(
+              Array.from({ length: 10 }, (_, i) => get(i % 2 ? "/v1/me" : "/v1/alerts")),
+            );
+            for (const a of answers) {
+              assertEquals(a.status, 503, a.body);
+              // An open connection that never answers is given up after DB_TIMEOUT_MS.
+              assert(a.ms < TIMEOUT_MS + 1000, `answered in ${Math.round(a.ms)} ms`);
+              assertEquals(JSON.parse(a.body).detail, "database unavailable: try again shortly");
+            }
+            await waitFor(0);
+            const scrape = await get("/metrics");
+            assert(scrape.ms < 1000, `scrape took ${Math.round(scrape.ms)} ms`);
+            const samples = parseMetrics(scrape.body);
+            const unavailable = samples.filter((s) =>
+              s.name === "http_requests_total" && s.labels.status === "503"
+            ).reduce((n, s) => n + s.value, 0);
+            assert(unavailable >= 30, `503s are counted in the HTTP metrics (${unavailable})`);
+          },
+        );
+      } finally {
+        cluster.thaw();
+      }
+      await t.step("thawed: answers again, by itself", async () => {
+        let status = 0;
+        for (let i = 0; i < 50 && status !== 200; i++) {
+          status = (await get("/v1/me")).status;
+          if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+        }
+        assertEquals(status, 200);
+        await waitFor(1);
+      });
       assertEquals(await vigil.stop("SIGTERM"), 0);
     } finally {
       cluster.stop();

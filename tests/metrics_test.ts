@@ -135,7 +135,19 @@ dbTest("metrics: a scrape after a few runs shows the exact series and counts", a
       }
     }
     assertEquals(v("alerts_fired_total"), 0);
+    for (const channel of ["inapp", "email", "webhook"]) {
+      assertEquals(v("alert_delivery_duration_seconds_count", { channel }), 0);
+    }
     assert(v("process_resident_memory_bytes")! > 0);
+    assert(v("process_cpu_seconds_total")! > 0);
+    assert(
+      Math.abs(
+        v("process_cpu_seconds_total")! -
+          v("process_cpu_user_seconds_total")! - v("process_cpu_system_seconds_total")!,
+      ) < 0.05,
+      "user + system = total",
+    );
+    assertEquals(v("vigil_database_pool_max") ?? 0, 0, "set by the monitor, not at creation");
     assert(v("process_heap_used_bytes")! > 0);
     assert(v("process_uptime_seconds")! >= 0);
     assertEquals(v("vigil_build_info", { version: "1.0.0", deno: Deno.version.deno }), 1);
@@ -173,3 +185,36 @@ dbTest("metrics: METRICS_TOKEN guards /metrics", async (_t, db) => {
   const ok = await request("GET", "/metrics", { key: token });
   assertEquals(ok.status, 200);
 });
+
+dbTest(
+  "metrics: a pattern's series exist from its creation, before its first run",
+  async (_t, db) => {
+    const { request } = await testApp(db);
+    const created = await request("POST", "/v1/patterns", {
+      body: {
+        id: "fresh",
+        steps: [{ capability: "data.compare", args: { value: 2, op: ">", threshold: 1 }, as: "a" }],
+      },
+    });
+    assertEquals(created.status, 201);
+    const samples = parseMetrics((await request("GET", "/metrics", { key: null })).body);
+    for (const status of ["success", "error"]) {
+      assertEquals(
+        sampleValue(samples, "pattern_executions_total", { pattern_id: "fresh", status }),
+        0,
+      );
+      assertEquals(
+        sampleValue(samples, "pattern_duration_seconds_count", { pattern_id: "fresh", status }),
+        0,
+      );
+    }
+    assertEquals(
+      sampleValue(samples, "pattern_step_duration_seconds_count", {
+        pattern_id: "fresh",
+        step_index: "0",
+        capability: "data.compare",
+      }),
+      0,
+    );
+  },
+);

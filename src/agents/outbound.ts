@@ -14,6 +14,14 @@
  * certificate against the host name. Redirects are not followed, so a public target cannot
  * bounce a request onto a private one.
  */
+import {
+  context,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
 import ipaddr from "ipaddr.js";
 import { lookup } from "node:dns/promises";
 import { CallerError } from "./types.ts";
@@ -27,6 +35,13 @@ export interface OutboundPolicy {
   resolve?: Resolver;
   /** Extra trusted root certificates (PEM) for https targets, for tests. */
   caCerts?: string[];
+  /** Records a CLIENT span per request made inside a sampled trace. */
+  tracer?: Tracer;
+}
+
+export interface OutboundOptions {
+  /** Send the W3C trace context (remote agents continue vigil's trace; other targets do not get it). */
+  propagate?: boolean;
 }
 
 // AWS/GCP/Azure/OpenStack IMDS, AWS ECS task metadata, AWS IMDS over IPv6, Alibaba, Azure
@@ -138,9 +153,61 @@ const NOT_CONNECTED = /client error \(Connect\)/;
 
 /**
  * fetch, after the policy check, connected to a checked address (the next one when a connection
- * cannot be made), never following redirects, aborted by `signal`.
+ * cannot be made), never following redirects, aborted by `signal`. Inside a sampled trace it is
+ * a CLIENT span with the HTTP semantic attributes (the URL without its query or credentials:
+ * they may hold tokens).
  */
-export async function outboundFetch(
+export function outboundFetch(
+  url: URL,
+  init: RequestInit & { signal: AbortSignal },
+  policy: OutboundPolicy,
+  options: OutboundOptions = {},
+): Promise<Response> {
+  const method = (init.method ?? "GET").toUpperCase();
+  const withContext = (): RequestInit & { signal: AbortSignal } => {
+    if (!options.propagate) return init;
+    const headers = new Headers(init.headers);
+    propagation.inject(context.active(), headers, {
+      set: (carrier, key, value) => carrier.set(key, value),
+    });
+    return { ...init, headers };
+  };
+  if (!policy.tracer || !trace.getActiveSpan()?.isRecording()) {
+    return checkedFetch(url, withContext(), policy);
+  }
+  const attributes = {
+    "http.request.method": method,
+    "server.address": url.hostname.replace(/^\[|\]$/g, ""),
+    "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+    "url.full": `${url.origin}${url.pathname}`,
+  };
+  return policy.tracer.startActiveSpan(
+    method,
+    { kind: SpanKind.CLIENT, attributes },
+    async (span) => {
+      try {
+        const res = await checkedFetch(url, withContext(), policy);
+        span.setAttribute("http.response.status_code", res.status);
+        if (res.status >= 400) {
+          span.setAttribute("error.type", String(res.status));
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        return res;
+      } catch (error) {
+        span.setAttribute("error.type", error instanceof Error ? error.name : "Error");
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
+}
+
+async function checkedFetch(
   url: URL,
   init: RequestInit & { signal: AbortSignal },
   policy: OutboundPolicy,

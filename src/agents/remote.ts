@@ -3,30 +3,42 @@
  * `{args, context}` and the W3C `traceparent` of the calling span. A non-2xx answer or a body
  * that is not JSON is a failure (counted by the agent's circuit breaker).
  *
+ * An agent's Authorization header is stored sealed (README: secrets at rest) and opened only
+ * when a call is made; one that does not open fails the call (a CallerError: the configuration's
+ * fault, not the agent's, so the circuit breaker ignores it) and the call is not made.
+ *
  * Registrations live in the `agents` table; every replica refreshes its runtime from it at most
  * every REFRESH_MS, so a registration made through one replica reaches the others quickly.
  */
-import { context, propagation } from "@opentelemetry/api";
 import { z } from "zod";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { Secrets } from "../security/secrets.ts";
 import { outboundFetch, type OutboundPolicy, readLimited } from "./outbound.ts";
 import type { AgentRuntime } from "./runtime.ts";
-import type { Agent, CallContext } from "./types.ts";
+import { AGENT_AUTHORIZATION } from "./store.ts";
+import { type Agent, type CallContext, CallerError } from "./types.ts";
 
 export interface RemoteAgentSpec {
   name: string;
   url: string;
   capabilities: { name: string; description: string }[];
   timeout_ms: number;
-  /** Sent as `Authorization` on every call; never shown by the API. */
+  /**
+   * Sent as `Authorization` on every call; never shown by the API. Sealed when read from the
+   * table; the plaintext when a registration is applied at once.
+   */
   authorization: string | null;
 }
 
 const AnyArgs = z.record(z.string(), z.unknown());
 
-export function remoteAgent(spec: RemoteAgentSpec, policy: OutboundPolicy): Agent {
+export function remoteAgent(
+  spec: RemoteAgentSpec,
+  policy: OutboundPolicy,
+  secrets: Secrets,
+): Agent {
   const base = spec.url.endsWith("/") ? spec.url : `${spec.url}/`;
   return {
     name: spec.name,
@@ -44,6 +56,7 @@ export function remoteAgent(spec: RemoteAgentSpec, policy: OutboundPolicy): Agen
           ctx,
           policy,
           spec.authorization,
+          secrets,
         ),
     })),
   };
@@ -55,23 +68,36 @@ async function callRemote(
   ctx: CallContext,
   policy: OutboundPolicy,
   authorization: string | null,
+  secrets: Secrets,
 ): Promise<unknown> {
   const headers: Record<string, string> = { "content-type": "application/json" };
-  if (authorization) headers.authorization = authorization;
-  propagation.inject(context.active(), headers);
-  const res = await outboundFetch(url, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({
-      args,
-      context: {
-        run_id: ctx.runId ?? null,
-        pattern_id: ctx.patternId ?? null,
-        request_id: ctx.requestId ?? null,
-      },
-    }),
-    signal: ctx.signal,
-  }, policy);
+  if (authorization) {
+    try {
+      headers.authorization = await secrets.open(authorization, AGENT_AUTHORIZATION);
+    } catch (error) {
+      throw new CallerError(
+        `cannot decrypt the agent's Authorization header: ${(error as Error).message}`,
+      );
+    }
+  }
+  const res = await outboundFetch(
+    url,
+    {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        args,
+        context: {
+          run_id: ctx.runId ?? null,
+          pattern_id: ctx.patternId ?? null,
+          request_id: ctx.requestId ?? null,
+        },
+      }),
+      signal: ctx.signal,
+    },
+    policy,
+    { propagate: true },
+  );
   const text = await readLimited(res);
   if (!res.ok) throw new Error(`agent answered HTTP ${res.status}: ${text.slice(0, 200)}`);
   try {
@@ -96,6 +122,7 @@ export class RemoteAgents {
       clock: Clock;
       policy: OutboundPolicy;
       logger: Logger;
+      secrets: Secrets;
     },
   ) {}
 
@@ -141,7 +168,7 @@ export class RemoteAgents {
     const canonical = JSON.stringify(spec);
     if (this.#specs.get(spec.name) === canonical) return;
     try {
-      this.deps.runtime.register(remoteAgent(spec, this.deps.policy));
+      this.deps.runtime.register(remoteAgent(spec, this.deps.policy, this.deps.secrets));
       this.#specs.set(spec.name, canonical);
     } catch (error) {
       this.deps.logger.error("cannot load remote agent {name}: {message}", {

@@ -8,6 +8,7 @@ import { requireAdmin } from "../users/auth.ts";
 import { assertOutboundAllowed, type OutboundPolicy } from "./outbound.ts";
 import type { RemoteAgents, RemoteAgentSpec } from "./remote.ts";
 import type { AgentRuntime } from "./runtime.ts";
+import type { Secrets } from "../security/secrets.ts";
 import { deleteRemoteAgent, saveRemoteAgent } from "./store.ts";
 import { CallerError } from "./types.ts";
 
@@ -57,9 +58,10 @@ export interface AgentsDeps {
   runtime: AgentRuntime;
   remote: RemoteAgents;
   policy: OutboundPolicy;
+  secrets: Secrets;
 }
 
-export function agentsRoutes({ sql, clock, runtime, remote, policy }: AgentsDeps) {
+export function agentsRoutes({ sql, clock, runtime, remote, policy, secrets }: AgentsDeps) {
   const app = createRouter();
 
   app.openapi(
@@ -120,7 +122,7 @@ export function agentsRoutes({ sql, clock, runtime, remote, policy }: AgentsDeps
         }
         throw error;
       }
-      const created = await saveRemoteAgent(sql, spec, clock.now());
+      const created = await saveRemoteAgent(sql, spec, clock.now(), secrets);
       remote.apply(spec);
       const info = runtime.list().find((a) => a.name === spec.name)!;
       return created ? c.json(info, 201) : c.json(info, 200);

@@ -3,7 +3,7 @@
  * calls of one run from its cache, applies a timeout, and wraps every call in the agent's
  * circuit breaker — with a metric and a span for each invocation.
  */
-import { type Span, SpanStatusCode, type Tracer } from "@opentelemetry/api";
+import type { Tracer } from "@opentelemetry/api";
 import type { Clock } from "../clock.ts";
 import { fieldErrors } from "../http/problem.ts";
 import {
@@ -12,6 +12,7 @@ import {
   type Metrics,
   setBreakerState,
 } from "../observability/metrics.ts";
+import { recordError } from "../observability/tracing.ts";
 import { canonicalJson } from "../util/json.ts";
 import { CircuitBreaker } from "./circuit_breaker.ts";
 import { type Agent, CallerError, type Capability } from "./types.ts";
@@ -155,10 +156,17 @@ export class AgentRuntime {
     const admission = breaker.admit();
     if (!admission.admitted) {
       this.deps.metrics.agentInvocations.inc({ ...labels, status: "rejected" });
-      throw new CapabilityError(
+      const error = new CapabilityError(
         "circuit_open",
         `circuit breaker of agent "${agent.name}" is open until ${admission.retryAt.toISOString()}`,
       );
+      // The call that was not made is in the trace too: an agent.call that failed at once.
+      const span = this.deps.tracer.startSpan("agent.call", {
+        attributes: { agent_name: agent.name, capability: name, "vigil.breaker": "open" },
+      });
+      recordError(span, error);
+      span.end();
+      throw error;
     }
 
     const { permit } = admission;
@@ -254,9 +262,4 @@ export class AgentRuntime {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-export function recordError(span: Span, error: unknown): void {
-  span.recordException(error instanceof Error ? error : new Error(String(error)));
-  span.setStatus({ code: SpanStatusCode.ERROR, message: errorText(error) });
 }

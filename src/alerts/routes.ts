@@ -28,10 +28,10 @@ import {
 import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { type FieldError, fieldErrors, Problem } from "../http/problem.ts";
 import { inputsSchema } from "../patterns/definition.ts";
+import { isSealed, type Secrets } from "../security/secrets.ts";
 import { getPattern } from "../patterns/store.ts";
 import type { AlertEvaluator } from "./evaluator.ts";
 import {
-  type Channels,
   ChannelsSchema,
   type Condition,
   ConditionSchema,
@@ -45,6 +45,8 @@ import {
   getAlert,
   insertAlertCapped,
   listAlerts,
+  sealWebhook,
+  type StoredChannels,
   updateAlert,
 } from "./store.ts";
 
@@ -122,6 +124,8 @@ export interface AlertsDeps {
   remote: RemoteAgents;
   policy: OutboundPolicy;
   evaluator: AlertEvaluator;
+  /** Seals webhook secrets before they are stored. */
+  secrets: Secrets;
   config: Pick<Config, "MAX_ALERTS_PER_USER">;
 }
 
@@ -169,27 +173,44 @@ export function alertsRoutes(deps: AlertsDeps) {
 
   /**
    * The channels to store: a webhook keeps the secret given, else the one it had (changing the
-   * URL does not rotate it), else a new one — which `generated` says must be shown once.
+   * URL does not rotate it), else a new one — which `generated` says must be shown once. A new
+   * secret is sealed before it is stored; `plaintext` is it, for the answer that shows it.
    */
-  function withSecret(
+  async function withSecret(
     channels: z.output<typeof ChannelsSchema>,
-    previous?: Channels,
-  ): { channels: Channels; generated: boolean } {
+    previous?: StoredChannels,
+  ): Promise<{ channels: StoredChannels; plaintext?: string; generated: boolean }> {
     const { webhook, ...rest } = channels;
     if (!webhook) return { channels: rest, generated: false };
-    const kept = webhook.secret ?? previous?.webhook?.secret;
+    const kept = webhook.secret === undefined ? previous?.webhook : undefined;
+    if (kept && isSealed(kept.secret)) {
+      return { channels: { ...rest, webhook: { ...kept, url: webhook.url } }, generated: false };
+    }
+    // A secret kept from a row written before encryption is sealed now.
+    const secret = webhook.secret ?? kept?.secret ?? newWebhookSecret();
     return {
-      channels: { ...rest, webhook: { url: webhook.url, secret: kept ?? newWebhookSecret() } },
-      generated: kept === undefined,
+      channels: { ...rest, webhook: await sealWebhook(deps.secrets, { url: webhook.url, secret }) },
+      plaintext: secret,
+      generated: webhook.secret === undefined && kept === undefined,
     };
   }
 
-  /** Webhook secrets are write-only: after creation, readers see a hint such as `whsec_…a1b2`. */
+  /**
+   * Webhook secrets are write-only: after creation, readers see a hint such as `whsec_…a1b2`,
+   * stored beside the sealed secret (no decryption on reads).
+   */
   function masked(alert: Alert): Alert {
     const webhook = alert.channels.webhook;
     if (!webhook) return alert;
-    const hint = `whsec_…${webhook.secret.slice(-4)}`;
-    return { ...alert, channels: { ...alert.channels, webhook: { ...webhook, secret: hint } } };
+    const last4 = webhook.secret_hint ?? (isSealed(webhook.secret) ? "" : webhook.secret.slice(-4));
+    return withWebhookSecret(alert, `whsec_…${last4}`);
+  }
+
+  /** The alert as answered, its webhook showing `secret` (the plaintext, or its hint). */
+  function withWebhookSecret(alert: Alert, secret: string): Alert {
+    const webhook = alert.channels.webhook;
+    if (!webhook) return alert;
+    return { ...alert, channels: { ...alert.channels, webhook: { url: webhook.url, secret } } };
   }
 
   async function ownAlert(id: string, p: Principal) {
@@ -226,7 +247,8 @@ export function alertsRoutes(deps: AlertsDeps) {
       await semanticErrors(body.condition, body.channels);
       const { user_id: _u, channels, ...rest } = body;
       const max = deps.config.MAX_ALERTS_PER_USER;
-      const fields = { ...rest, user_id: userId, channels: withSecret(channels).channels };
+      const stored = await withSecret(channels);
+      const fields = { ...rest, user_id: userId, channels: stored.channels };
       const alert = await insertAlertCapped(sql, fields, clock.now(), max);
       if (!alert) {
         throw Problem.conflict(
@@ -235,7 +257,7 @@ export function alertsRoutes(deps: AlertsDeps) {
       }
       // The only answer that shows the webhook secret: not to be cached anywhere.
       c.header("Cache-Control", "no-store");
-      return c.json(alert, 201);
+      return c.json(stored.plaintext ? withWebhookSecret(alert, stored.plaintext) : alert, 201);
     },
   );
 
@@ -300,12 +322,12 @@ export function alertsRoutes(deps: AlertsDeps) {
       const before = await ownAlert(id, c.get("principal"));
       await semanticErrors(body.condition, body.channels);
       const { channels, ...rest } = body;
-      const stored = channels ? withSecret(channels, before.channels) : undefined;
+      const stored = channels ? await withSecret(channels, before.channels) : undefined;
       const changes = stored ? { ...rest, channels: stored.channels } : rest;
       const alert = (await updateAlert(sql, id, changes, clock.now()))!;
       if (!stored?.generated) return c.json(masked(alert), 200);
       c.header("Cache-Control", "no-store"); // a new secret, shown this once
-      return c.json(alert, 200);
+      return c.json(withWebhookSecret(alert, stored.plaintext!), 200);
     },
   );
 

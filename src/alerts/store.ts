@@ -2,14 +2,43 @@
 import type postgres from "postgres";
 import type { Sql } from "../db/database.ts";
 import type { Cursor } from "../http/pagination.ts";
+import type { Secrets } from "../security/secrets.ts";
 import type { Channels, Condition } from "./schema.ts";
+
+/** What a webhook's signing secret is sealed for (src/security/secrets.ts). */
+export const WEBHOOK_SECRET = "alerts.webhook.secret" as const;
+
+/**
+ * A webhook as stored: `secret` sealed (`enc:v1:…`; a plaintext in rows written before
+ * encryption, until the re-encryption at start-up seals it) and `secret_hint`, its last four
+ * characters, which is all the API shows after creation (so reads need no decryption).
+ */
+export interface StoredWebhook {
+  url: string;
+  secret: string;
+  secret_hint?: string;
+}
+
+export type StoredChannels = Omit<Channels, "webhook"> & { webhook?: StoredWebhook | null };
+
+/** A webhook with a plaintext secret, as stored: the secret sealed, its hint beside it. */
+export async function sealWebhook(
+  secrets: Secrets,
+  webhook: { url: string; secret: string },
+): Promise<StoredWebhook> {
+  return {
+    url: webhook.url,
+    secret: await secrets.seal(webhook.secret, WEBHOOK_SECRET),
+    secret_hint: webhook.secret.slice(-4),
+  };
+}
 
 export interface Alert {
   id: string;
   user_id: string;
   name: string;
   condition: Condition;
-  channels: Channels;
+  channels: StoredChannels;
   interval_seconds: number;
   cooldown_seconds: number;
   enabled: boolean;
@@ -145,4 +174,42 @@ export async function claimDueAlerts(sql: Sql, now: Date, limit: number): Promis
     returning ${sql`a.id, a.user_id, a.name, a.condition, a.channels, a.interval_seconds,
       a.cooldown_seconds, a.enabled, a.last_fired_at, a.last_evaluated_at, a.next_eval_at,
       a.created_at, a.updated_at`}`;
+}
+
+// ---- re-encryption (src/security/reencrypt.ts) ----------------------------------------------
+
+/** Up to `limit` webhook secrets (after alert `after`, by id) not starting with `prefix`. */
+export async function webhookSecretsNotSealedWith(
+  sql: Sql,
+  prefix: string,
+  after: string | null,
+  limit: number,
+): Promise<{ id: string; secret: string }[]> {
+  return await sql<{ id: string; secret: string }[]>`
+    select id, channels -> 'webhook' ->> 'secret' as secret from alerts
+    where channels -> 'webhook' ->> 'secret' is not null
+      and not starts_with(channels -> 'webhook' ->> 'secret', ${prefix})
+      ${after === null ? sql`` : sql`and id > ${after}`}
+    order by id limit ${limit}`;
+}
+
+/**
+ * Replaces a webhook secret by its re-sealed value, only if it is still `old`: a replica that
+ * got there first, or a change through the API meanwhile, wins (false).
+ */
+export async function replaceWebhookSecret(
+  sql: Sql,
+  id: string,
+  old: string,
+  sealed: string,
+  hint: string,
+): Promise<boolean> {
+  const rows = await sql`
+    update alerts
+    set channels = jsonb_set(
+      jsonb_set(channels, '{webhook,secret}', to_jsonb(${sealed}::text)),
+      '{webhook,secret_hint}', to_jsonb(${hint}::text))
+    where id = ${id} and channels -> 'webhook' ->> 'secret' = ${old}
+    returning id`;
+  return rows.length > 0;
 }

@@ -26,7 +26,9 @@ export function isConnectionLoss(error: unknown): boolean {
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code ?? "";
   return isConnectionLoss(error) || code === "ECONNREFUSED" || code === "CONNECT_TIMEOUT" ||
+    code === "VIGIL_DB_TIMEOUT" || // instrumented_sql.ts: no answer within DB_TIMEOUT_MS
     code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code.startsWith("08") || // connection
+    code === "57014" || // a statement the server stopped at statement_timeout (= DB_TIMEOUT_MS)
     code === "57P01" || code === "57P02" || code === "57P03"; // shutting down, cannot connect now
 }
 

@@ -17,7 +17,10 @@ export interface Database {
   close(): Promise<void>;
 }
 
-function options(timeoutMs: number): postgres.Options<Record<string, never>> {
+function options(
+  timeoutMs: number,
+  applicationName: string,
+): postgres.Options<Record<string, never>> {
   return {
     onnotice: () => {}, // "relation already exists, skipping" and friends are not news
     idle_timeout: 30,
@@ -26,14 +29,21 @@ function options(timeoutMs: number): postgres.Options<Record<string, never>> {
     // postgres.js waits up to 20 s between reconnect attempts (3^n / 100 s), and queued queries
     // wait with it: capped at half a second, a stopped database fails requests in about that.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
-    connection: { application_name: "vigil" },
+    connection: {
+      // One name per replica: the database monitor reads this replica's connections by it.
+      application_name: applicationName.slice(0, 63),
+      // The server stops a statement the client has given up on (instrumented_sql.ts's
+      // deadline is the same), so an abandoned statement does not hold locks or a backend.
+      statement_timeout: timeoutMs,
+    },
   };
 }
 
 export async function openDatabase(
   config: Pick<Config, "DATABASE_URL" | "DATA_DIR" | "DB_POOL_SIZE" | "DB_TIMEOUT_MS">,
+  applicationName = "vigil",
 ): Promise<Database> {
-  const COMMON = options(config.DB_TIMEOUT_MS);
+  const COMMON = options(config.DB_TIMEOUT_MS, applicationName);
   if (config.DATABASE_URL) {
     const sql = postgres(config.DATABASE_URL, { ...COMMON, max: config.DB_POOL_SIZE });
     return { sql, kind: "postgres", close: () => sql.end({ timeout: 5 }) };

@@ -26,6 +26,8 @@ export async function migrate(
   const applied: string[] = [];
   for (const name of await listMigrations(dir)) {
     const didApply = await sql.begin(async (tx) => {
+      // A migration may take long, and so may waiting for another replica's.
+      await tx`set local statement_timeout = 0`;
       await tx`select pg_advisory_xact_lock(${LOCK_KEY})`;
       await tx`
         create table if not exists schema_migrations (

@@ -10,6 +10,7 @@ import { DLQ_STATES, type DlqState } from "../delivery/store.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { withinMs } from "../util/timeout.ts";
 import type { Sql } from "./database.ts";
+import type { PoolStats } from "./pool_stats.ts";
 
 export interface DatabaseMonitorDeps {
   sql: Sql;
@@ -18,6 +19,23 @@ export interface DatabaseMonitorDeps {
   /** How long a ping or a read may take before the database counts as down. */
   timeoutMs: number;
   dlqCounts: () => Promise<Record<DlqState, number>>;
+  pool?: PoolStats;
+  poolMax: number;
+}
+
+/**
+ * This replica's connections by state, as PostgreSQL sees them: those with our application_name
+ * (unique per replica, database.ts). The monitor's own connection counts as idle: it is busy only
+ * because it is asking.
+ */
+async function connectionStates(sql: Sql): Promise<{ in_use: number; idle: number }> {
+  const [row] = await sql<{ in_use: number; idle: number }[]>`
+    select
+      count(*) filter (where state <> 'idle' and pid <> pg_backend_pid())::int as in_use,
+      count(*) filter (where state = 'idle' or pid = pg_backend_pid())::int as idle
+    from pg_stat_activity
+    where application_name = current_setting('application_name')`;
+  return row;
 }
 
 export class DatabaseMonitor {
@@ -34,6 +52,8 @@ export class DatabaseMonitor {
 
   async #measure(): Promise<void> {
     const { sql, metrics, timeoutMs } = this.deps;
+    if (this.deps.pool) metrics.databaseTransactionsWaiting.set(this.deps.pool.waiting());
+    metrics.databasePoolMax.set(this.deps.poolMax);
     const started = performance.now();
     try {
       await withinMs(sql`select 1`, timeoutMs, "ping");
@@ -42,8 +62,20 @@ export class DatabaseMonitor {
       for (const state of DLQ_STATES) metrics.dlqEntries.set({ state }, counts[state]);
       this.deps.metrics.databaseLastRead.set(Date.now() / 1000);
       this.#set(true);
+      await this.#connections();
     } catch (error) {
       this.#set(false, error);
+    }
+  }
+
+  async #connections(): Promise<void> {
+    try {
+      const states = await withinMs(connectionStates(this.deps.sql), this.deps.timeoutMs, "pool");
+      for (const [state, n] of Object.entries(states)) {
+        this.deps.metrics.databaseConnections.set({ state }, n);
+      }
+    } catch {
+      // The embedded database has no pg_stat_activity worth reading; the ping said it is up.
     }
   }
 

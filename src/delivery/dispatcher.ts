@@ -20,11 +20,13 @@
  * covers the delivery's key — past it, the delivery is `uncertain`: kept for a human, never sent
  * again automatically. A batch's outcomes are written by one statement.
  */
+import { context, type Span, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
 import type { Drain } from "../jobs/drain.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { inSpan } from "../observability/tracing.ts";
 import { mapPool } from "../util/pool.ts";
 import {
   type DeliverySchedule,
@@ -55,6 +57,8 @@ export interface DispatcherDeps {
   senders: Record<Channel, Sender>;
   schedule: DeliverySchedule;
   drain: Drain;
+  /** A `delivery.batch` span per batch, with a `delivery.send` child per delivery. */
+  tracer?: Tracer;
   /** Sends in flight at once, for channels that send one at a time. */
   concurrency?: number;
   /** Rows claimed per batch by the retry job and the sweep. */
@@ -129,7 +133,7 @@ export class Dispatcher {
       delivery,
       token: lease_token,
     }));
-    return await this.#sendAndRecord(held);
+    return await this.#sendAndRecord(held, "first");
   }
 
   /** Sends pending deliveries whose lease ran out (their sender died) or was released. */
@@ -158,6 +162,7 @@ export class Dispatcher {
         outcomes.push(
           ...await this.#sendAndRecord(
             claimed.map(({ lease_token, ...delivery }) => ({ delivery, token: lease_token })),
+            "sweep",
           ),
         );
       }
@@ -171,7 +176,7 @@ export class Dispatcher {
     const outcomes: DispatchOutcome[] = [];
     while (!this.deps.drain.stopping) {
       const due = await this.#claimDue(this.deps.clock.now());
-      if (due.length > 0) outcomes.push(...await this.#sendAndRecord(due));
+      if (due.length > 0) outcomes.push(...await this.#sendAndRecord(due, "retry"));
       if (due.length < this.#batchSize) break;
     }
     return outcomes;
@@ -207,8 +212,25 @@ export class Dispatcher {
     }));
   }
 
-  async #sendAndRecord(held: Held[]): Promise<DispatchOutcome[]> {
-    if (held.length === 0) return [];
+  #sendAndRecord(held: Held[], kind: "first" | "sweep" | "retry"): Promise<DispatchOutcome[]> {
+    if (held.length === 0) return Promise.resolve([]);
+    const { tracer } = this.deps;
+    if (!tracer) return this.#sendAndRecordNow(held);
+    return inSpan(tracer, "delivery.batch", {
+      attributes: { "delivery.batch.kind": kind, "delivery.batch.size": held.length },
+    }, async (span) => {
+      const outcomes = await this.#sendAndRecordNow(held);
+      for (const status of new Set(outcomes.map((o) => o.status))) {
+        span.setAttribute(
+          `delivery.batch.${status}`,
+          outcomes.filter((o) => o.status === status).length,
+        );
+      }
+      return outcomes;
+    });
+  }
+
+  async #sendAndRecordNow(held: Held[]): Promise<DispatchOutcome[]> {
     const startedAt = this.deps.clock.now();
     // Past its idempotency window a delivery that may have arrived is not sent again.
     const expired = (h: Held) =>
@@ -251,26 +273,43 @@ export class Dispatcher {
       outcome: "unknown",
       error: error instanceof Error ? error.message : String(error),
     });
-    const keep = (delivery: Delivery, result: SendResult, durationMs: number) => {
+    const keep = (delivery: Delivery, result: SendResult, durationMs: number, span?: Span) => {
       attempts.set(delivery.id, { result, durationMs, cutOff: ctx.signal.aborted });
       this.deps.metrics.deliveryDuration.observe({ channel: delivery.channel }, durationMs / 1000);
+      if (span) endSendSpan(span, result);
     };
+    const sendSpan = (delivery: Delivery) =>
+      this.deps.tracer && trace.getActiveSpan()?.isRecording()
+        ? this.deps.tracer.startSpan("delivery.send", {
+          attributes: {
+            "delivery.id": delivery.id,
+            "delivery.channel": delivery.channel,
+            "delivery.attempt": delivery.attempts + 1,
+          },
+        })
+        : undefined;
     await Promise.all([...byChannel].map(async ([channel, group]) => {
       const sender = this.deps.senders[channel];
       if (sender.sendMany) {
         const started = performance.now();
+        const spans = group.map(sendSpan); // one statement sends them all: spans side by side
         const late = tooLate();
         const results = late
           ? group.map(() => late)
           : await sender.sendMany(group, ctx).catch((e) => group.map(() => noAnswer(e)));
         const each = (performance.now() - started) / group.length;
-        group.forEach((delivery, i) => keep(delivery, results[i], each));
+        group.forEach((delivery, i) => keep(delivery, results[i], each, spans[i]));
         return;
       }
       await mapPool(group, this.#concurrency, async (delivery) => {
         const started = performance.now();
-        const result = tooLate() ?? await sender.send(delivery, ctx).catch(noAnswer);
-        keep(delivery, result, performance.now() - started);
+        const span = sendSpan(delivery);
+        const send = () => tooLate() ?? sender.send(delivery, ctx).catch(noAnswer);
+        // The channel's own client span (HTTP, Resend) is a child of this delivery's span.
+        const result = span
+          ? await context.with(trace.setSpan(context.active(), span), send)
+          : await send();
+        keep(delivery, result, performance.now() - started, span);
       });
     }));
     return attempts;
@@ -458,4 +497,14 @@ export class Dispatcher {
       ...(d.error ? { error: d.error } : {}),
     };
   }
+}
+
+function endSendSpan(span: Span, result: SendResult): void {
+  span.setAttribute("delivery.outcome", result.outcome);
+  const status = "providerStatus" in result ? result.providerStatus : undefined;
+  if (status !== undefined) span.setAttribute("delivery.provider_status", status);
+  if (result.outcome !== "delivered") {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
+  }
+  span.end();
 }

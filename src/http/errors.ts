@@ -2,25 +2,21 @@
  * The app's error and not-found handlers: every failure leaves as problem JSON. Unexpected errors
  * are logged with their stack and answered with a 500 that names the request id, never the stack.
  */
-import { trace, TraceFlags } from "@opentelemetry/api";
+import { trace } from "@opentelemetry/api";
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { isDatabaseUnavailable } from "../db/connection_errors.ts";
 import type { Logger } from "../observability/logger.ts";
+import { sampledTraceId } from "../observability/tracing.ts";
 import type { AppEnv } from "./env.ts";
 import { Problem, type ProblemBody, problemBody } from "./problem.ts";
-
-/** The trace of this request, when it is sampled: a trace id that will exist in Jaeger. */
-function sampledTraceId(): string | undefined {
-  const span = trace.getActiveSpan()?.spanContext();
-  return span && (span.traceFlags & TraceFlags.SAMPLED) ? span.traceId : undefined;
-}
 
 export function problemResponse(
   body: ProblemBody,
   headers: Record<string, string> = {},
 ): Response {
-  const traceId = sampledTraceId();
+  // Only a sampled trace: an id that will exist in Jaeger.
+  const traceId = sampledTraceId(trace.getActiveSpan());
   if (traceId) {
     (body as ProblemBody & { trace_id?: string }).trace_id = traceId;
   }

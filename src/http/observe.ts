@@ -31,6 +31,7 @@ import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { type Logger, withLogFields } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { sampledTraceId } from "../observability/tracing.ts";
 import type { AppEnv } from "./env.ts";
 
 const VALID_REQUEST_ID = /^[\w\-=.:]{1,128}$/;
@@ -66,7 +67,7 @@ export function observeRequests(
       kind: SpanKind.SERVER,
       attributes: { [ATTR_HTTP_REQUEST_METHOD]: method, [ATTR_URL_PATH]: path },
     }, parent);
-    const traceId = span.spanContext().traceId;
+    const traceId = sampledTraceId(span); // null when the trace will not be kept
     const ctx = withLogFields(trace.setSpan(parent, span), {
       request_id: requestId,
       trace_id: traceId,

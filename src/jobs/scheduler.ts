@@ -7,9 +7,11 @@
  * are waited for. Jobs that claim shared work are refused while this replica's clock is too far
  * off the database's (ClockSkew), since leases and due times are compared across replicas.
  */
+import { SpanKind, type Tracer } from "@opentelemetry/api";
 import type { Clock } from "../clock.ts";
 import { type Logger, withLogContext } from "../observability/logger.ts";
 import { initJobMetrics, type Metrics } from "../observability/metrics.ts";
+import { inSpan } from "../observability/tracing.ts";
 import type { ClockSkew } from "./clock_skew.ts";
 import type { Drain } from "./drain.ts";
 
@@ -27,6 +29,7 @@ export interface JobDeps {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  tracer?: Tracer;
   skew?: ClockSkew;
 }
 
@@ -36,14 +39,23 @@ export interface JobRun {
   error?: string;
 }
 
-/** Runs a job once, recording its outcome; never throws. */
+/**
+ * Runs a job once, recording its outcome; never throws. A cron tick is the root of its own trace
+ * (`cron <job>`); a run asked for through the API is a child of the request.
+ */
 export async function runJob(job: Job, deps: JobDeps): Promise<JobRun> {
   const started = performance.now();
   let run: JobRun;
+  // Every line the job logs says which job it was.
+  const work = () => withLogContext({ job: job.name }, () => job.run(deps.clock.now()));
   try {
     if (job.claims) deps.skew?.assertCanClaim();
-    // Every line the job logs says which job it was.
-    const result = await withLogContext({ job: job.name }, () => job.run(deps.clock.now()));
+    const result = deps.tracer
+      ? await inSpan(deps.tracer, `cron ${job.name}`, {
+        kind: SpanKind.INTERNAL,
+        attributes: { "job.name": job.name, "job.schedule": job.schedule },
+      }, work)
+      : await work();
     deps.logger.debug("job {job} done", { job: job.name, result });
     run = { status: "success", result };
   } catch (error) {

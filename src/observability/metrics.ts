@@ -3,6 +3,7 @@
  * metric catalogue). Label values are always bounded: pattern ids, agent and capability names,
  * channels, states — never user ids, URLs or error text.
  */
+import process from "node:process";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { DLQ_STATES } from "../delivery/store.ts";
 import { CHANNELS } from "../delivery/types.ts";
@@ -170,6 +171,25 @@ export function createMetrics() {
       help: "Round trip of the last successful database ping.",
       registers,
     }),
+    databaseConnections: new Gauge({
+      name: "vigil_database_connections",
+      help:
+        "This replica's open database connections as PostgreSQL sees them (pg_stat_activity), " +
+        "by state: in_use (running a statement or inside a transaction) or idle.",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+    databasePoolMax: new Gauge({
+      name: "vigil_database_pool_max",
+      help: "Most connections this replica opens to the database (DB_POOL_SIZE).",
+      registers,
+    }),
+    databaseTransactionsWaiting: new Gauge({
+      name: "vigil_database_transactions_waiting",
+      help: "Transactions started but still waiting for a database connection (the pool is busy " +
+        "or the database does not answer).",
+      registers,
+    }),
     databaseLastRead: new Gauge({
       name: "vigil_database_last_read_timestamp_seconds",
       help: "When values read from the database (the DLQ counts) were last refreshed; " +
@@ -200,6 +220,13 @@ export function createMetrics() {
       help: "Database clock minus this replica's clock, measured every minute.",
       registers,
     }),
+    eventLoopLag: new Histogram({
+      name: "vigil_event_loop_lag_seconds",
+      help:
+        "How late a 100 ms timer fires: time the event loop was blocked (sampled 10 times a second).",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     cronRuns: new Counter({
       name: "cron_job_runs_total",
       help: "Scheduled job runs, by job and outcome.",
@@ -221,9 +248,11 @@ export function createMetrics() {
   for (const channel of CHANNELS) {
     for (const status of DELIVERY_STATUSES) metrics.deliveries.inc({ channel, status }, 0);
     for (const outcome of RETRY_OUTCOMES) metrics.retryAttempts.inc({ channel, outcome }, 0);
+    metrics.deliveryDuration.zero({ channel });
   }
   metrics.alertsFired.inc(0);
   for (const reason of ["api_key", "auth_failures"]) metrics.rateLimited.inc({ reason }, 0);
+  for (const state of ["in_use", "idle"]) metrics.databaseConnections.set({ state }, 0);
   for (const outcome of ["recipients", "admins", "dropped"]) {
     metrics.alertmanagerAlerts.inc({ outcome }, 0);
   }
@@ -274,6 +303,28 @@ function registerProcessMetrics(registry: Registry): void {
       this.set(Deno.memoryUsage().heapTotal);
     },
   });
+  // CPU time is read from the process at scrape time; counters that only ever grow.
+  const cpu = (
+    name: string,
+    help: string,
+    read: (u: ReturnType<typeof process.cpuUsage>) => number,
+  ) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read(process.cpuUsage()) / 1e6);
+      },
+    });
+  cpu("process_cpu_user_seconds_total", "User CPU time spent, in seconds.", (u) => u.user);
+  cpu("process_cpu_system_seconds_total", "System CPU time spent, in seconds.", (u) => u.system);
+  cpu(
+    "process_cpu_seconds_total",
+    "User and system CPU time spent, in seconds.",
+    (u) => u.user + u.system,
+  );
   new Gauge({
     name: "process_start_time_seconds",
     help: "Start time of the process since the Unix epoch, in seconds.",

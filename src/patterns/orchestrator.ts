@@ -5,14 +5,10 @@
  * `pattern.run` span with one `pattern.step` span per step, and metrics.
  */
 import type { Tracer } from "@opentelemetry/api";
-import {
-  type AgentRuntime,
-  CapabilityError,
-  recordError,
-  type RunCache,
-} from "../agents/runtime.ts";
+import { type AgentRuntime, CapabilityError, type RunCache } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { recordError, sampledTraceId } from "../observability/tracing.ts";
 import type { PatternDefinition } from "./definition.ts";
 import { jsonDepth, storableText, unstorablePaths, utf8Length } from "../util/json_limits.ts";
 import { render, RenderBudget } from "./template.ts";
@@ -37,7 +33,8 @@ export interface RunResult {
   outputs: Record<string, unknown> | null;
   trace: StepTrace[];
   error: string | null;
-  trace_id: string;
+  /** null when the run's trace is not sampled (it will never exist in Jaeger). */
+  trace_id: string | null;
   started_at: Date;
   duration_ms: number;
 }
@@ -104,6 +101,25 @@ export class Orchestrator {
 
   constructor(private readonly deps: OrchestratorDeps) {
     this.limits = { ...DEFAULT_RUN_LIMITS, ...deps.limits };
+  }
+
+  /**
+   * Starts a pattern's series at zero (both outcomes, every step), so that its first run after a
+   * restart is an increase `rate()` can see. Idempotent.
+   */
+  initMetrics(def: Pick<RunRequest["definition"], "id" | "steps">): void {
+    const { metrics } = this.deps;
+    for (const status of ["success", "error"]) {
+      metrics.patternExecutions.inc({ pattern_id: def.id, status }, 0);
+      metrics.patternDuration.zero({ pattern_id: def.id, status });
+    }
+    def.steps.forEach((step, index) =>
+      metrics.stepDuration.zero({
+        pattern_id: def.id,
+        step_index: String(index),
+        capability: step.capability,
+      })
+    );
   }
 
   run(request: RunRequest): Promise<RunResult> {
@@ -178,7 +194,7 @@ export class Orchestrator {
         outputs,
         trace,
         error,
-        trace_id: span.spanContext().traceId,
+        trace_id: sampledTraceId(span),
         started_at: startedAt,
         duration_ms: duration,
       };

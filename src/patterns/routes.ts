@@ -48,7 +48,7 @@ const RunResultSchema = z.object({
   trace: z.array(StepTraceSchema),
   error: z.string().nullable(),
   duration_ms: z.number(),
-  trace_id: z.string(),
+  trace_id: z.string().nullable(),
   started_at: Timestamp,
 }).openapi("RunResult");
 
@@ -56,7 +56,6 @@ const RunRecordSchema = RunResultSchema.omit({ run_id: true }).extend({
   id: z.uuid(),
   user_id: z.uuid().nullable(),
   inputs: z.record(z.string(), z.unknown()),
-  trace_id: z.string().nullable(),
 }).openapi("Run");
 
 const RunBody = z.object({

@@ -49,6 +49,7 @@ export class PatternService {
     const cached = this.#definitions.get(id);
     if (cached && cached.until > now) return cached.pattern;
     const pattern = await this.get(id);
+    this.deps.orchestrator.initMetrics(pattern.definition);
     if (this.#definitions.size >= 1000) this.#definitions.clear();
     this.#definitions.set(id, { pattern, until: now + DEFINITION_CACHE_MS });
     return pattern;
@@ -78,7 +79,13 @@ export class PatternService {
         `Pattern ${def.id} already exists; PUT /v1/patterns/${def.id} updates it.`,
       );
     }
+    this.deps.orchestrator.initMetrics(def);
     return stored;
+  }
+
+  /** Every stored pattern's series start at zero (at start-up). */
+  async initMetrics(): Promise<void> {
+    for (const { definition } of await this.list()) this.deps.orchestrator.initMetrics(definition);
   }
 
   async update(def: PatternDefinition): Promise<StoredPattern> {
@@ -86,6 +93,7 @@ export class PatternService {
     const stored = await updatePattern(this.deps.sql, def, this.deps.clock.now());
     if (!stored) throw Problem.notFound(`There is no pattern ${def.id}.`);
     this.#definitions.delete(def.id);
+    this.deps.orchestrator.initMetrics(def);
     return stored;
   }
 

@@ -11,6 +11,12 @@ export interface Cluster {
   /** Stops the server, keeping its data (an outage); `resume` starts it again. */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /**
+   * Freezes the server and its backends (SIGSTOP): connections stay open and nothing answers,
+   * as in a network partition; `thaw` lets them go on.
+   */
+  freeze(): void;
+  thaw(): void;
 }
 
 export function which(command: string): boolean {
@@ -81,7 +87,31 @@ export async function startCluster(
       asPostgres,
     );
   await start();
+  /** The postmaster and every process it forked. */
+  const processes = () => {
+    const postmaster = Number(Deno.readTextFileSync(`${dir}/postmaster.pid`).split("\n")[0]);
+    const pids = [postmaster];
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        // "pid (comm) state ppid …": comm may hold spaces, so read after the last ')'.
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (ppid === postmaster) pids.push(Number(entry.name));
+      } catch { /* gone meanwhile */ }
+    }
+    return pids;
+  };
+  const signalAll = (signal: Deno.Signal) => {
+    for (const pid of processes()) {
+      try {
+        Deno.kill(pid, signal);
+      } catch { /* gone meanwhile */ }
+    }
+  };
   return {
+    freeze: () => signalAll("SIGSTOP"),
+    thaw: () => signalAll("SIGCONT"),
     pause: () => run(["pg_ctl", "-D", dir, "-m", "fast", "-w", "stop"], asPostgres),
     resume: start,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

@@ -7,9 +7,11 @@
  * Without RESEND_API_KEY, development writes each email as a log line and other environments
  * report the channel unavailable (its deliveries fail into the DLQ until it is configured).
  */
+import { SpanKind, trace, type Tracer } from "@opentelemetry/api";
 import { Resend } from "resend";
 import type { Config } from "../../config.ts";
 import type { Logger } from "../../observability/logger.ts";
+import { inSpan, recordError } from "../../observability/tracing.ts";
 import { RateLimiter } from "../rate_limiter.ts";
 import { type Delivery, type Sender, type SendResult, timeLeft } from "../types.ts";
 
@@ -55,6 +57,7 @@ export function emailSender(
     | "VIGIL_ENV"
   >,
   logger: Logger,
+  tracer?: Tracer,
 ): Sender {
   if (!config.RESEND_API_KEY) {
     if (config.VIGIL_ENV === "development") {
@@ -91,6 +94,17 @@ export function emailSender(
     config.RESEND_BASE_URL ? { baseUrl: config.RESEND_BASE_URL } : {},
   );
   const limiter = new RateLimiter({ perSecond: config.RESEND_RATE_PER_SECOND });
+  const api = new URL(
+    "emails",
+    (config.RESEND_BASE_URL ?? "https://api.resend.com").replace(/\/?$/, "/"),
+  );
+  const apiAttributes = {
+    "http.request.method": "POST",
+    "server.address": api.hostname,
+    "server.port": Number(api.port || (api.protocol === "https:" ? 443 : 80)),
+    "url.full": api.href,
+    "peer.service": "resend",
+  };
   return {
     channel: "email",
     status: () => ({ status: "up" }),
@@ -108,13 +122,28 @@ export function emailSender(
         return { outcome: "not_sent", error: "no rate-limit slot left in this batch" };
       }
       const timeoutMs = timeLeft(ctx, config.RESEND_TIMEOUT_MS);
-      const { data, error, headers } = await resend.emails.send(
-        { from: config.ALERT_EMAIL_FROM, to, ...renderEmail(delivery) },
-        {
-          idempotencyKey: delivery.id,
-          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
-        },
-      );
+      const send = () =>
+        resend.emails.send(
+          { from: config.ALERT_EMAIL_FROM, to, ...renderEmail(delivery) },
+          {
+            idempotencyKey: delivery.id,
+            signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
+          },
+        );
+      const { data, error, headers } = tracer && trace.getActiveSpan()?.isRecording()
+        ? await inSpan(
+          tracer,
+          "POST",
+          { kind: SpanKind.CLIENT, attributes: apiAttributes },
+          async (span) => {
+            const answer = await send();
+            const status = answer.data ? 200 : answer.error?.statusCode;
+            if (status) span.setAttribute("http.response.status_code", status);
+            if (answer.error) recordError(span, new Error(answer.error.message));
+            return answer;
+          },
+        )
+        : await send();
       if (data && !error) return { outcome: "delivered", providerStatus: 200 };
       const status = error?.statusCode ?? undefined;
       if (status === undefined) {

@@ -5,12 +5,18 @@
  * answered error or a refused connection is a definite failure; no answer (a timeout, a connection
  * lost after the request was written) is an unknown outcome. Receivers de-duplicate by
  * `webhook-id`, which every attempt of a delivery repeats (README: the webhook contract).
+ *
+ * The secret is stored sealed (README: secrets at rest) and opened here, just before signing; a
+ * secret that does not open (a key missing from VIGIL_SECRET_KEY / VIGIL_SECRET_KEY_PREVIOUS)
+ * fails the attempt — retried, then dead-lettered, like any failure — and nothing is sent.
  */
 import { Webhook } from "standardwebhooks";
 import { outboundFetch, type OutboundPolicy } from "../../agents/outbound.ts";
 import { CallerError } from "../../agents/types.ts";
 import type { Clock } from "../../clock.ts";
 import type { Sql } from "../../db/database.ts";
+import { WEBHOOK_SECRET } from "../../alerts/store.ts";
+import type { Secrets } from "../../security/secrets.ts";
 import { retryAfterMs } from "./email.ts";
 import { type Delivery, type Sender, type SendResult, timeLeft } from "../types.ts";
 
@@ -36,6 +42,7 @@ export function webhookSender(
   clock: Clock,
   policy: OutboundPolicy,
   timeoutMs: number,
+  secrets: Secrets,
 ): Sender {
   return {
     channel: "webhook",
@@ -49,6 +56,16 @@ export function webhookSender(
       if (!url || !alert?.secret) {
         return { outcome: "failed", permanent: true, error: "the alert or its webhook is gone" };
       }
+      let secret: string;
+      try {
+        secret = await secrets.open(alert.secret, WEBHOOK_SECRET);
+      } catch (error) {
+        return {
+          outcome: "failed",
+          permanent: false,
+          error: `webhook: cannot decrypt the signing secret: ${(error as Error).message}`,
+        };
+      }
       const timeout = timeLeft(ctx, timeoutMs);
       if (timeout <= 0) return { outcome: "not_sent", error: "no time left in this batch" };
       const body = webhookBody(delivery);
@@ -57,7 +74,7 @@ export function webhookSender(
           method: "POST",
           headers: {
             "content-type": "application/json",
-            ...signWebhook(alert.secret, delivery.id, clock.now(), body),
+            ...signWebhook(secret, delivery.id, clock.now(), body),
           },
           body,
           signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeout)]),
