@@ -257,7 +257,7 @@ dbTest(
     const app = await testApp(db, {
       env: {
         ALERTMANAGER_WEBHOOK_TOKEN: TOKEN,
-        ALERTMANAGER_RECIPIENTS: "ops@example.com", // the compose default; nobody created it
+        ALERTMANAGER_RECIPIENTS: "ops@example.com", // named, but not a user here
       },
     });
     const second = await app.newUser("second-admin@example.com", "admin");

@@ -44,6 +44,16 @@ Deno.test({
         }
         assertEquals(await up(), want);
       };
+      /** Requests succeed again (polled: the database comes back in its own time). */
+      const answersAgain = async () => {
+        let status = 0;
+        for (let i = 0; i < 50 && status !== 200; i++) {
+          status = (await get("/v1/me")).status;
+          if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+        }
+        assertEquals(status, 200);
+        await waitFor(1);
+      };
 
       await t.step("healthy; every log line says which service, version and instance", async () => {
         assertEquals((await get("/v1/me")).status, 200);
@@ -77,13 +87,7 @@ Deno.test({
 
       await cluster.resume();
       await t.step("after the restart: answers again, by itself", async () => {
-        let status = 0;
-        for (let i = 0; i < 50 && status !== 200; i++) {
-          status = (await get("/v1/me")).status;
-          if (status !== 200) await new Promise((r) => setTimeout(r, 200));
-        }
-        assertEquals(status, 200);
-        await waitFor(1);
+        await answersAgain();
         const unhandled = vigil.logs.filter((l) => String(l.msg).startsWith("unhandled error"));
         assertEquals(unhandled, [], "no request got a 500");
       });
@@ -115,13 +119,7 @@ Deno.test({
         cluster.thaw();
       }
       await t.step("thawed: answers again, by itself", async () => {
-        let status = 0;
-        for (let i = 0; i < 50 && status !== 200; i++) {
-          status = (await get("/v1/me")).status;
-          if (status !== 200) await new Promise((r) => setTimeout(r, 200));
-        }
-        assertEquals(status, 200);
-        await waitFor(1);
+        await answersAgain();
       });
       assertEquals(await vigil.stop("SIGTERM"), 0);
     } finally {

@@ -11,8 +11,10 @@ import { assert, assertEquals } from "./support/assert.ts";
 import {
   alertingRules,
   ALERTMANAGER_CONFIG,
+  DASHBOARD_FILES,
   dashboardPanels,
   dashboardQueries,
+  DASHBOARDS_DIR,
   DATASOURCES_DIR,
   GRAFANA_INTERVALS,
   postgresPanelQueries,
@@ -26,21 +28,13 @@ import {
   substituteVariables,
   targetDatasource,
 } from "./support/observability.ts";
+import { which } from "./support/cluster.ts";
 
 // ------------------------------------------------------------------------ helpers
 
-function installed(command: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${command}`).isFile) return true;
-    } catch { /* not in this directory */ }
-  }
-  return false;
-}
-
 /** A test that needs `command`: ignored, with the reason in its name, when it is missing. */
 function toolTest(name: string, command: string, fn: (t: Deno.TestContext) => Promise<void>) {
-  const present = installed(command);
+  const present = which(command);
   Deno.test({
     name: present ? name : `${name} (skipped: ${command} not installed)`,
     ignore: !present,
@@ -153,6 +147,9 @@ function catalogue(): Catalogue {
       "process_heap_total_bytes",
       "process_start_time_seconds",
       "process_uptime_seconds",
+      "process_cpu_seconds_total",
+      "process_cpu_user_seconds_total",
+      "process_cpu_system_seconds_total",
     ]
   ) metric(name, []);
   metric("vigil_build_info", ["version", "deno"]);
@@ -160,6 +157,10 @@ function catalogue(): Catalogue {
   metric("vigil_database_up", []);
   metric("vigil_database_ping_seconds", []);
   metric("vigil_database_last_read_timestamp_seconds", []);
+  metric("vigil_database_connections", ["state"], { state: ["in_use", "idle"] });
+  metric("vigil_database_pool_max", []);
+  metric("vigil_database_transactions_waiting", []);
+  histogram("vigil_event_loop_lag_seconds", []);
   metric("http_rate_limited_total", ["reason"], { reason: ["api_key", "auth_failures"] });
   metric("up", []);
   // Recording rules keep job plus the labels they aggregate by.
@@ -594,6 +595,39 @@ Deno.test("observability: compose.yaml", async (t) => {
 
 // ------------------------------------------------------------------------ (b) Grafana
 
+/**
+ * The views of the schema `reporting` and their columns, read from the migration that creates
+ * them (`create or replace view reporting.x as select <expr> as <name>, ... from`).
+ */
+function reportingViews(): Map<string, string[]> {
+  const dir = repoPath("migrations");
+  const views = new Map<string, string[]>();
+  for (const entry of [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name))) {
+    const text = Deno.readTextFileSync(`${dir}/${entry.name}`);
+    for (
+      const m of text.matchAll(
+        /create (?:or replace )?view (reporting\.\w+) as\s+select\b([\s\S]*?)\n\s*from\b/gi,
+      )
+    ) {
+      // Split the select list on top-level commas; a column is its alias, else its last name.
+      const columns: string[] = [];
+      let depth = 0;
+      let item = "";
+      for (const c of m[2] + ",") {
+        if (c === "(") depth++;
+        if (c === ")") depth--;
+        if (c === "," && depth === 0) {
+          const alias = /\bas\s+(\w+)\s*$/i.exec(item.trim());
+          columns.push(alias ? alias[1] : item.trim().split(".").pop()!);
+          item = "";
+        } else item += c;
+      }
+      views.set(m[1], columns);
+    }
+  }
+  return views;
+}
+
 interface Datasource {
   uid: string;
   type: string;
@@ -635,6 +669,13 @@ Deno.test("observability: Grafana provisioning and dashboards", async (t) => {
       compose.includes(`./observability/grafana/dashboards:${doc.providers[0].options.path}:ro`),
       "compose.yaml does not mount the dashboards where the provider reads them",
     );
+  });
+
+  await t.step("reads every dashboard file", () => {
+    const files = [...Deno.readDirSync(repoPath(DASHBOARDS_DIR))]
+      .filter((e) => e.name.endsWith(".json"))
+      .map((e) => e.name);
+    assertEquals(files.sort(), [...DASHBOARD_FILES].sort());
   });
 
   await t.step("gives the dashboards distinct uids and titles", () => {
@@ -680,6 +721,13 @@ Deno.test("observability: Grafana provisioning and dashboards", async (t) => {
         for (const panel of panels) {
           assert((panel.description ?? "").trim().length > 20, `${panel.title}: no description`);
           if (panel.type === "row") continue;
+          if (panel.type === "text") {
+            // A note, not a query: it must say something.
+            const content = (panel.options as { content?: string } | undefined)?.content ?? "";
+            assert(content.trim().length > 40, `${panel.title}: an empty text panel`);
+            assertEquals(panel.targets ?? [], [], `${panel.title}: a text panel runs no query`);
+            continue;
+          }
           const steps = panel.fieldConfig?.defaults?.thresholds?.steps ?? [];
           assert(steps.length > 0 && steps[0].value === null, `${panel.title}: no thresholds`);
           assert((panel.targets ?? []).length > 0, `${panel.title}: no targets`);
@@ -733,15 +781,88 @@ Deno.test("observability: Grafana provisioning and dashboards", async (t) => {
     }
   });
 
-  await t.step("Alert Delivery lists the latest DLQ rows from PostgreSQL", () => {
+  await t.step("Alert Delivery reads the DLQ from the reporting views only", () => {
+    // Grafana's role may read the schema `reporting` (migrations/007_reporting_views.sql) and
+    // nothing else: a panel selecting a table of vigil's would fail in production.
+    const views = reportingViews();
+    assertEquals([...views.keys()].sort(), ["reporting.dlq_latest", "reporting.dlq_summary"]);
     const queries = postgresPanelQueries();
-    const latest = queries.find((q) => q.panel === "Latest DLQ rows");
-    assert(latest, "no Latest DLQ rows panel");
-    assert(/FROM alert_dlq/i.test(latest.sql) && /JOIN alert_deliveries/i.test(latest.sql));
+    assertEquals(queries.map((q) => q.panel).sort(), [
+      "DLQ by channel and state",
+      "Latest DLQ rows",
+    ]);
     for (const { panel, sql } of queries) {
       assert(!/\$/.test(sql), `${panel}: uses a Grafana macro (the e2e test runs it as is)`);
       assert(/^\s*SELECT\b/i.test(sql) && !/;\s*\S/.test(sql), `${panel}: not one SELECT`);
+      const relations = [...sql.matchAll(/\b(?:FROM|JOIN)\s+([\w.]+)/gi)].map((m) => m[1]);
+      assert(relations.length > 0, `${panel}: reads nothing`);
+      for (const relation of relations) {
+        assert(views.has(relation), `${panel}: reads ${relation}, not a reporting view`);
+      }
+      // Every column it selects is one of its view's.
+      const [view] = relations;
+      const select = /^\s*SELECT\b([\s\S]*?)\bFROM\b/i.exec(sql)![1];
+      for (const item of select.split(",")) {
+        const column = item.trim().split(/\s+/)[0];
+        assert(views.get(view)!.includes(column), `${panel}: ${view} has no column ${column}`);
+      }
     }
+    const summary = queries.find((q) => q.panel === "DLQ by channel and state")!;
+    assert(/FROM reporting\.dlq_summary\b/i.test(summary.sql), summary.sql);
+    const latest = queries.find((q) => q.panel === "Latest DLQ rows")!;
+    assert(/FROM reporting\.dlq_latest\b/i.test(latest.sql), latest.sql);
+    assert(/ORDER BY queued_at DESC\s+LIMIT 50\s*$/i.test(latest.sql), latest.sql);
+  });
+
+  await t.step("no query falls back to a constant (a blind panel shows 0, not No data)", () => {
+    // `or on() vector(0)` made an outage look like a quiet, healthy system: 0 requests, 0 %
+    // errors, 100 % availability. A ratio that must read 0 when nothing failed writes
+    // `(errors or 0 * total) / total`, which is 0 only while `total` has data.
+    const constant = dashboardQueries().filter((q) => /\bvector\s*\(/.test(q.expr));
+    assertEquals(constant.map((q) => `${q.dashboard} / ${q.panel} [${q.refId}]`), []);
+  });
+
+  await t.step("heatmaps read histogram buckets in Grafana's heatmap format", () => {
+    const heatmaps = dashboards.flatMap(({ dashboard }) =>
+      dashboardPanels(dashboard).filter((p) => p.type === "heatmap")
+    );
+    assert(heatmaps.length > 0, "no heatmap");
+    for (const panel of heatmaps) {
+      for (const target of panel.targets ?? []) {
+        assertEquals(target.format, "heatmap", panel.title);
+        assert(/_bucket\{/.test(target.expr ?? "") && /by \(le\)/.test(target.expr ?? ""));
+        assertEquals(target.legendFormat, "{{le}}", panel.title);
+      }
+    }
+  });
+
+  await t.step("Database & process covers the database, the pool and the process", () => {
+    const dbProcess = dashboards.find((d) => d.file === "database-process.json")!.dashboard;
+    const exprs = dashboardPanels(dbProcess).flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    const text = exprs.join("\n");
+    for (
+      const needed of [
+        "vigil_database_up",
+        "vigil_database_ping_seconds",
+        'vigil_database_connections{job="vigil", state="in_use"}',
+        "vigil_database_connections{",
+        "vigil_database_pool_max",
+        "vigil_database_transactions_waiting",
+        "time() - vigil_database_last_read_timestamp_seconds",
+        "vigil_clock_skew_seconds",
+        "rate(process_cpu_seconds_total",
+        "rate(process_cpu_user_seconds_total",
+        "rate(process_cpu_system_seconds_total",
+        "process_resident_memory_bytes",
+        "process_heap_used_bytes",
+        "process_heap_total_bytes",
+        "histogram_quantile(0.5, sum by (job, instance, le) (rate(vigil_event_loop_lag_seconds_bucket",
+        "histogram_quantile(0.99, sum by (job, instance, le) (rate(vigil_event_loop_lag_seconds_bucket",
+        "process_uptime_seconds",
+      ]
+    ) assert(text.includes(needed), `no panel queries ${needed}`);
+    const gc = dashboardPanels(dbProcess).find((p) => p.type === "text");
+    assert(gc && /no GC metric/i.test(String((gc.options as { content: string }).content)));
   });
 
   await t.step("dashboardQueries() covers every Prometheus target", () => {

@@ -14,7 +14,14 @@ import {
 import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
 import { type Authenticator, ownerScope, requireAdmin } from "./auth.ts";
-import { createApiKey, createUser, listApiKeys, listUsers, revokeApiKey } from "./store.ts";
+import {
+  createApiKey,
+  createApiKeyFor,
+  createUser,
+  listApiKeys,
+  listUsers,
+  revokeApiKey,
+} from "./store.ts";
 
 const RoleSchema = z.enum(["admin", "user"]);
 
@@ -51,6 +58,10 @@ const CreateUserBody = z.object({
 const CreateKeyBody = z.object({
   label: z.string().trim().min(1).max(200).optional(),
 }).strict().openapi("CreateApiKey");
+
+const CreateKeyForBody = CreateKeyBody.extend({
+  role: RoleSchema.default("user").openapi({ description: "Role of the new key" }),
+}).strict().openapi("CreateApiKeyFor");
 
 export interface UsersDeps {
   sql: Sql;
@@ -134,6 +145,39 @@ export function usersRoutes({ sql, clock, auth }: UsersDeps) {
       const { limit, cursor } = c.req.valid("query");
       const rows = await listUsers(sql, limit + 1, decodeCursor(cursor));
       return c.json(page(rows, limit, (u) => [u.created_at, u.id]), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/users/{id}/api-keys",
+      tags: ["users"],
+      summary:
+        "Create an API key for a user (admin): one created without a key, or who lost theirs",
+      security: bearerAuth,
+      middleware: [requireAdmin] as const,
+      request: {
+        params: UuidParam,
+        body: { required: false, content: { "application/json": { schema: CreateKeyForBody } } },
+      },
+      responses: {
+        201: json(NewApiKeySchema, "The new key (shown once)"),
+        ...problems(400, 401, 403, 404, 422),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { label, role } = c.req.valid("json");
+      const key = await createApiKeyFor(sql, {
+        userId: id,
+        role: role ?? "user", // no body at all: the defaults
+        label: label ?? null,
+        now: clock.now(),
+      });
+      if (!key) throw Problem.notFound(`There is no user ${id}.`);
+      c.header("Cache-Control", "no-store"); // carries a new API key, shown once
+      return c.json(key, 201);
     },
   );
 

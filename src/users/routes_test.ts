@@ -219,3 +219,35 @@ dbTest("api keys: create, list, revoke own; only admins revoke others'", async (
   assertEquals((await request("GET", "/v1/me", { key: second.body.key })).status, 401);
   assertEquals((await request("GET", "/v1/me", { key: eve.key })).status, 200);
 });
+
+dbTest("api keys: an admin gives a key to a user that has none (or lost it)", async (_t, db) => {
+  const app = await testApp(db);
+  // Alertmanager recipients are created without a key (bootstrap.ts); here, one by SQL.
+  const [user] = await db.sql`
+    insert into users (email, name, created_at) values ('oncall@example.com', 'On call', now())
+    returning id`;
+  const given = await app.request("POST", `/v1/users/${user.id}/api-keys`);
+  assertEquals(given.status, 201);
+  assertEquals([given.body.role, given.body.user_id], ["user", user.id]);
+  assertEquals(given.headers.get("cache-control"), "no-store");
+  const me = await app.request("GET", "/v1/me", { key: given.body.key });
+  assertEquals([me.status, me.body.user.email], [200, "oncall@example.com"]);
+
+  const labelled = await app.request("POST", `/v1/users/${user.id}/api-keys`, {
+    body: { role: "admin", label: "pager" },
+  });
+  assertEquals([labelled.status, labelled.body.role, labelled.body.label], [201, "admin", "pager"]);
+  const missing = await app.request(
+    "POST",
+    "/v1/users/00000000-0000-4000-8000-000000000000/api-keys",
+  );
+  assertEquals(missing.status, 404);
+  const bad = await app.request("POST", `/v1/users/${user.id}/api-keys`, {
+    body: { role: "root" },
+  });
+  assertEquals(bad.status, 422);
+  const asUser = await app.request("POST", `/v1/users/${user.id}/api-keys`, {
+    key: given.body.key,
+  });
+  assertEquals(asUser.status, 403);
+});

@@ -73,6 +73,16 @@ export function createApiKey(
   return insertKey(sql, input);
 }
 
+/** A new key for an existing user (admins give one to a user created without, or who lost theirs). */
+export async function createApiKeyFor(
+  sql: Sql,
+  input: { userId: string; role: Role; label: string | null; now: Date },
+): Promise<NewApiKey | undefined> {
+  const [user] = await sql`select 1 from users where id = ${input.userId}`;
+  // A user deleted in between fails the insert's foreign key: a 500 at worst, never a stray key.
+  return user ? await insertKey(sql, input) : undefined;
+}
+
 async function insertKey(
   sql: Queryable,
   input: { userId: string; role: Role; label: string | null; now: Date; key?: string },

@@ -23,6 +23,7 @@ export const DASHBOARD_FILES = [
   "api-overview.json",
   "agent-performance.json",
   "alert-delivery.json",
+  "database-process.json",
 ] as const;
 
 /**
@@ -94,7 +95,7 @@ export interface Dashboard {
   [key: string]: unknown;
 }
 
-/** The three dashboards, parsed. */
+/** The dashboards of DASHBOARD_FILES, parsed. */
 export function readDashboards(): { file: string; dashboard: Dashboard }[] {
   return DASHBOARD_FILES.map((file) => ({
     file,
@@ -154,7 +155,7 @@ function isPostgres(ref: DatasourceRef): boolean {
 }
 
 /**
- * Every Prometheus target expression of the three dashboards, with template variables replaced
+ * Every Prometheus target expression of the dashboards, with template variables replaced
  * by `.*` and Grafana's interval variables by concrete durations (GRAFANA_INTERVALS).
  */
 export function dashboardQueries(): {
