@@ -171,6 +171,7 @@ async function main() {
       HOST: "127.0.0.1",
       PORT: String(vigilPort),
       ADMIN_API_KEY: ADMIN_KEY,
+      VIGIL_SECRET_KEY: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))),
       OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
       LOG_LEVEL: "info",
       METRICS_PUBLIC: "true", // the bench scrapes /metrics without a token
