@@ -1,5 +1,5 @@
 /**
- * What the statement spans (src/db/instrumented_sql.ts) cost: `select 1` on one connection, bare and
+ * What the statement spans and deadlines (src/db/instrumented_sql.ts) cost: `select 1` on one connection, bare and
  * through the wrapper with no span active, under an unsampled parent (a request whose trace is
  * not kept), and under a sampled one (spans made and dropped: no processor); and the cost of
  * making a statement without running it, where the wrapper's share is not hidden by the round
@@ -33,6 +33,8 @@ await bare`select 1`; // connected, types fetched
 
 const tracer = new BasicTracerProvider({ sampler: new AlwaysOnSampler() }).getTracer("bench");
 const traced = instrumentSql(bare, { tracer });
+// As services.ts wires it: a deadline (a timer per executed statement) and the tracer.
+const guarded = instrumentSql(bare, { tracer, deadlineMs: 5000 });
 const unsampledRoot = new BasicTracerProvider({ sampler: new AlwaysOffSampler() })
   .getTracer("bench").startSpan("unsampled request");
 const sampledRoot = tracer.startSpan("sampled request");
@@ -65,6 +67,7 @@ Deno.bench(
   { group, ...rounds },
   roundTrip(traced, sampled),
 );
+Deno.bench("with deadline, unsampled parent", { group, ...rounds }, roundTrip(guarded, unsampled));
 Deno.bench("bare (again: drift)", { group, ...rounds }, roundTrip(bare, ROOT_CONTEXT));
 
 const made = { n: 2_000, warmup: 500 };
