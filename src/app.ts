@@ -20,6 +20,7 @@ import { notificationsRoutes } from "./notifications/routes.ts";
 import { metricsRoutes } from "./observability/routes.ts";
 import { patternRoutes } from "./patterns/routes.ts";
 import type { Services } from "./services.ts";
+import { silencesRoutes } from "./silences/routes.ts";
 import { authenticate, Authenticator } from "./users/auth.ts";
 import { usersRoutes } from "./users/routes.ts";
 
@@ -86,6 +87,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", agentsRoutes(deps));
   app.route("/v1", patternRoutes(deps));
   app.route("/v1", alertsRoutes(deps));
+  app.route("/v1", silencesRoutes(deps));
   app.route("/v1", notificationsRoutes(deps));
   app.route("/v1", dlqRoutes(deps));
   app.route("/v1", jobsRoutes({ ...deps, logger: logger.child("jobs") }));

@@ -141,6 +141,8 @@ const EnvSchema = z.object({
   RESEND_BASE_URL: url.optional(),
   RESEND_TIMEOUT_MS: int(10, 120_000).default(10_000),
   WEBHOOK_TIMEOUT_MS: int(10, 120_000).default(10_000),
+  // PagerDuty Events API v2 (the channel `pagerduty`); tests point it at a local fake.
+  PAGERDUTY_EVENTS_URL: url.default("https://events.pagerduty.com/v2/enqueue"),
   DELIVERY_BACKOFF: durationList.prefault(DEFAULT_BACKOFF),
   DELIVERY_LEASE_SECONDS: int(2, 3600).default(120),
   RESEND_RATE_PER_SECOND: z.coerce.number({ error: "must be a number" }).positive().max(1000)

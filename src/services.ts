@@ -5,6 +5,8 @@
 import type { Tracer } from "@opentelemetry/api";
 import { AlertEvaluator } from "./alerts/evaluator.ts";
 import { evaluateJob } from "./alerts/evaluate_job.ts";
+import { alertStateCounts } from "./alerts/store.ts";
+import { isSilenced } from "./silences/store.ts";
 import { builtinAgents } from "./agents/builtin/index.ts";
 import { RemoteAgents } from "./agents/remote.ts";
 import { AgentRuntime } from "./agents/runtime.ts";
@@ -13,6 +15,8 @@ import type { Config } from "./config.ts";
 import type { Sql } from "./db/database.ts";
 import { emailSender } from "./delivery/channels/email.ts";
 import { inappSender } from "./delivery/channels/inapp.ts";
+import { pagerdutySender } from "./delivery/channels/pagerduty.ts";
+import { slackSender } from "./delivery/channels/slack.ts";
 import { webhookSender } from "./delivery/channels/webhook.ts";
 import { DatabaseMonitor } from "./db/monitor.ts";
 import { instrumentSql } from "./db/instrumented_sql.ts";
@@ -105,6 +109,14 @@ export function createServices(base: BaseDeps) {
     inapp: inappSender(sql, clock),
     email: emailSender(config, logger.child("email"), tracer),
     webhook: webhookSender(sql, clock, policy, config.WEBHOOK_TIMEOUT_MS, secrets),
+    slack: slackSender(sql, policy, config.WEBHOOK_TIMEOUT_MS, secrets),
+    pagerduty: pagerdutySender(
+      sql,
+      policy,
+      config.PAGERDUTY_EVENTS_URL,
+      config.WEBHOOK_TIMEOUT_MS,
+      secrets,
+    ),
   };
   const dispatcher = new Dispatcher({
     sql,
@@ -126,6 +138,7 @@ export function createServices(base: BaseDeps) {
     remote,
     dispatcher,
     schedule,
+    isSilenced,
   });
   const dbMonitor = new DatabaseMonitor({
     sql,
@@ -133,6 +146,7 @@ export function createServices(base: BaseDeps) {
     logger: logger.child("db"),
     timeoutMs: config.DB_TIMEOUT_MS,
     dlqCounts: () => dlqCounts(sql),
+    alertStates: () => alertStateCounts(sql),
     pool: trackTransactions(sql),
     poolMax: config.DATABASE_URL ? config.DB_POOL_SIZE : EMBEDDED_POOL_SIZE,
   });

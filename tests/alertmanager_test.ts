@@ -1,5 +1,5 @@
 /** The Alertmanager receiver: firing then resolved alerts become notifications for recipients. */
-import { assert, assertEquals } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { testApp } from "./support/app.ts";
 import { MINUTE } from "./support/clock.ts";
 import { dbTest } from "./support/database.ts";
@@ -119,6 +119,23 @@ dbTest(
         "[RESOLVED] CircuitBreakerOpen",
         "[FIRING] CircuitBreakerOpen",
       ]);
+      const [resolved] =
+        (await app.request("GET", "/v1/notifications", { key: oncall.key })).body.items;
+      assertMatch(
+        resolved.message,
+        /Started 2026-01-01T00:00:00\.000Z, ended .*, lasted 10 min\.$/,
+      );
+      // One episode per recipient, opened by the firing, closed by the resolved.
+      const episodes = await db.sql`
+        select user_id, started_at, ended_at from alert_episodes where fingerprint = 'c0ffee1234567890'`;
+      assertEquals(episodes.length, 2);
+      assert(episodes.every((e) => e.ended_at !== null), "closed");
+      const kinds = await db.sql`
+        select payload ->> 'kind' as kind, payload -> 'episode' ->> 'id' as episode
+        from alert_deliveries where user_id = ${oncall.id} and channel = 'inapp' and status = 'delivered'
+        order by created_at`;
+      assertEquals(kinds.map((k) => k.kind), ["firing", "resolved"]);
+      assertEquals(kinds[0].episode, kinds[1].episode, "the resolved closes the firing's episode");
     });
 
     await t.step("a warning goes in-app only", async () => {

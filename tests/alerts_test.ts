@@ -1,11 +1,11 @@
 /**
- * Alerts: the API (validation, isolation), evaluation now and by the job, cooldown and content
- * de-duplication, concurrent firings, and the in-app notifications they produce.
+ * Alerts: the API (validation, isolation), evaluation now and by the job through the lifecycle
+ * (firing, repeats, resolved, errors), concurrent firings, and the in-app notifications.
  */
 import { evaluateDueAlerts } from "../src/alerts/evaluate_job.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { testApp } from "./support/app.ts";
-import { HOUR, MINUTE, SECOND } from "./support/clock.ts";
+import { MINUTE, SECOND } from "./support/clock.ts";
 import { dbTest } from "./support/database.ts";
 import { gaugeApp, overTen } from "./support/gauge.ts";
 import { parseMetrics, sampleValue } from "./support/prometheus_text.ts";
@@ -28,11 +28,20 @@ dbTest(
       assertEquals(res.status, 201);
       assertEquals(res.body.user_id, ann.id);
       assertEquals(res.body.channels, { inapp: true, email: false });
-      assertEquals([res.body.interval_seconds, res.body.cooldown_seconds, res.body.enabled], [
-        60,
-        86400,
-        true,
+      assertEquals(
+        [res.body.interval_seconds, res.body.repeat_interval_seconds, res.body.enabled],
+        [60, 86400, true],
+      );
+      assertEquals([res.body.state, res.body.severity, res.body.labels, res.body.episode], [
+        "ok",
+        "warning",
+        {},
+        null,
       ]);
+      assertEquals(
+        [res.body.failure_threshold, res.body.success_threshold, res.body.error_threshold],
+        [1, 1, 3],
+      );
       id = res.body.id;
     });
 
@@ -94,9 +103,19 @@ dbTest(
       });
       assertEquals(patched.status, 200);
       assertEquals(
-        [patched.body.name, patched.body.cooldown_seconds, patched.body.channels.email],
+        [patched.body.name, patched.body.repeat_interval_seconds, patched.body.channels.email],
         ["hotter", 600, true],
+        "cooldown_seconds is the old name of repeat_interval_seconds",
       );
+      const both = await app.request("PATCH", `/v1/alerts/${id}`, {
+        key: ann.key,
+        body: { cooldown_seconds: 60, repeat_interval_seconds: 120, labels: { "bad name": "x" } },
+      });
+      assertEquals(both.status, 422);
+      assertEquals(both.body.errors.map((e: { path: string }) => e.path).sort(), [
+        "cooldown_seconds",
+        "labels.bad name",
+      ]);
       assertEquals((await app.request("DELETE", `/v1/alerts/${id}`, { key: ann.key })).status, 204);
       assertEquals((await app.request("GET", `/v1/alerts/${id}`, { key: ann.key })).status, 404);
     });
@@ -188,111 +207,160 @@ dbTest("alerts: a bad rule is a 422 listing every problem", async (_t, db) => {
   }]);
 });
 
-dbTest("alerts: evaluate now — dry run, fire, cooldown, content de-duplication", async (t, db) => {
+dbTest("alerts: evaluate now — dry run, firing, repeats, resolved, errors", async (t, db) => {
   const app = await gaugeApp(db);
   await using _server = app.server;
   const ann = await app.newUser("ann@example.com");
   const created = await app.request("POST", "/v1/alerts", {
     key: ann.key,
-    body: { name: "hot", condition: overTen, cooldown_seconds: 3600 },
+    body: { name: "hot", condition: overTen, repeat_interval_seconds: 3600 },
   });
   const id = created.body.id;
   const evaluate = (body: unknown = {}) =>
     app.request("POST", `/v1/alerts/${id}/evaluate`, { key: ann.key, body });
   const notifications = async () =>
     (await app.request("GET", "/v1/notifications", { key: ann.key })).body;
+  const quiet = { transitions: [], notifications: [], fired: false, deliveries: [] };
 
   await t.step("not matched", async () => {
     app.gauge.value = 5;
     assertEquals((await evaluate()).body, {
       value: 5,
       matched: false,
-      fired: false,
-      deliveries: [],
+      state: "ok",
+      episode_id: null,
+      ...quiet,
     });
   });
 
-  await t.step("matched, dry run: never fires", async () => {
+  await t.step("matched, dry run: changes nothing", async () => {
     app.gauge.value = 12;
     assertEquals((await evaluate({ dry_run: true })).body, {
       value: 12,
       matched: true,
-      fired: false,
-      deliveries: [],
+      state: "ok",
+      episode_id: null,
+      ...quiet,
     });
     assertEquals((await notifications()).items.length, 0);
   });
 
-  await t.step("matched: fires, the in-app notification is delivered", async () => {
-    const res = await evaluate();
-    assertEquals(res.body.fired, true);
-    assertEquals(
-      res.body.deliveries.map((d: { channel: string; status: string }) => [d.channel, d.status]),
-      [["inapp", "delivered"]],
-    );
-    const list = await notifications();
-    assertEquals(list.unread_count, 1);
-    assertEquals(list.items[0].title, "Alert: hot");
-    assertEquals(list.items[0].message, "hot: value is 12 (> 10)");
-    assertEquals(list.items[0].alert_id, id);
-  });
+  const firedAt = app.clock.now();
+  let episode = "";
+  await t.step(
+    "matched: firing, an episode opens, the in-app notification is delivered",
+    async () => {
+      const res = await evaluate();
+      assertEquals([res.body.fired, res.body.state], [true, "firing"]);
+      assertEquals(res.body.transitions, [{ from: "ok", to: "firing" }]);
+      assertEquals(res.body.notifications, [{ kind: "firing", silenced: false }]);
+      assertEquals(
+        res.body.deliveries.map((d: { channel: string; status: string }) => [d.channel, d.status]),
+        [["inapp", "delivered"]],
+      );
+      episode = res.body.episode_id;
+      const list = await notifications();
+      assertEquals(list.unread_count, 1);
+      assertEquals(list.items[0].title, "Firing: hot");
+      assertEquals(
+        list.items[0].message,
+        `hot: value is 12 (> 10); failing since ${firedAt.toISOString()}`,
+      );
+      assertEquals(list.items[0].alert_id, id);
+      const alert = (await app.request("GET", `/v1/alerts/${id}`, { key: ann.key })).body;
+      assertEquals([alert.state, alert.episode.id, alert.counts.consecutive_failures], [
+        "firing",
+        episode,
+        1,
+      ]);
+    },
+  );
 
-  await t.step("again within the cooldown: suppressed by cooldown, nothing recorded", async () => {
+  await t.step("still matching within the repeat interval: nothing sent", async () => {
     app.clock.advance(59 * MINUTE);
     app.gauge.value = 13;
     const res = await evaluate();
     assertEquals([res.body.fired, res.body.suppressed_by, res.body.deliveries], [
       false,
-      "cooldown",
+      "repeat_interval",
       [],
     ]);
   });
 
+  await t.step("after the repeat interval: a reminder, saying since when", async () => {
+    app.clock.advance(2 * MINUTE);
+    const res = await evaluate();
+    assertEquals([res.body.fired, res.body.notifications], [true, [{
+      kind: "repeat",
+      silenced: false,
+    }]]);
+    const latest = (await notifications()).items[0];
+    assertEquals(latest.title, "Still firing: hot");
+    assertEquals(
+      latest.message,
+      `hot: value is 13 (> 10); firing since ${firedAt.toISOString()} (1 h 1 min)`,
+    );
+  });
+
+  await t.step("not matching any more: resolved, with start, end and duration", async () => {
+    app.clock.advance(9 * MINUTE);
+    app.gauge.value = 3;
+    const res = await evaluate();
+    assertEquals([res.body.state, res.body.transitions, res.body.notifications], [
+      "ok",
+      [{ from: "firing", to: "ok" }],
+      [{ kind: "resolved", silenced: false }],
+    ]);
+    assertEquals(res.body.episode_id, episode, "the episode it closed");
+    const latest = (await notifications()).items[0];
+    assertEquals(latest.title, "Resolved: hot");
+    assertEquals(
+      latest.message,
+      `hot is back to normal: value is 3 (> 10). Started ${firedAt.toISOString()}, ended ${app.clock.now().toISOString()}, lasted 1 h 10 min.`,
+    );
+    const alert = (await app.request("GET", `/v1/alerts/${id}`, { key: ann.key })).body;
+    assertEquals([alert.state, alert.episode], ["ok", null]);
+  });
+
   await t.step(
-    "after the cooldown, the same message within 24 h: suppressed by content",
+    "an evaluation that fails is an error, not a match (counted neither way)",
     async () => {
-      app.clock.advance(2 * MINUTE);
-      app.gauge.value = 12;
+      app.gauge.value = "not a number";
       const res = await evaluate();
-      assertEquals([res.body.fired, res.body.suppressed_by], [false, "content"]);
-      assertEquals(res.body.deliveries.map((d: { status: string }) => d.status), ["suppressed"]);
-      assertEquals((await notifications()).items.length, 1);
+      assertEquals([res.body.matched, res.body.fired, res.body.state], [false, false, "ok"]);
+      assertEquals(res.body.error, '> compares numbers; got "not a number" and 10');
     },
   );
 
-  await t.step("after the cooldown, a different message: fires", async () => {
-    app.clock.advance(HOUR + SECOND);
-    app.gauge.value = 20;
-    const res = await evaluate();
-    assertEquals(res.body.fired, true);
-    assertEquals((await notifications()).unread_count, 2);
-  });
-
-  await t.step("an evaluation that fails is an error, not a match", async () => {
-    app.gauge.value = "not a number";
-    const res = await evaluate();
-    assertEquals([res.body.matched, res.body.fired], [false, false]);
-    assertEquals(res.body.error, '> compares numbers; got "not a number" and 10');
-  });
-
-  await t.step("metrics count evaluations, firings and deliveries", async () => {
+  await t.step("metrics count evaluations, transitions and notifications", async () => {
     const samples = parseMetrics((await app.request("GET", "/metrics", { key: null })).body);
     const v = (name: string, labels: Record<string, string> = {}) =>
       sampleValue(samples, name, labels);
-    assertEquals(v("alert_evaluations_total", { result: "matched" }), 5);
-    assertEquals(v("alert_evaluations_total", { result: "not_matched" }), 1);
+    assertEquals(v("alert_evaluations_total", { result: "matched" }), 4);
+    assertEquals(v("alert_evaluations_total", { result: "not_matched" }), 2);
     assertEquals(v("alert_evaluations_total", { result: "error" }), 1);
     assertEquals(v("alerts_fired_total"), 2);
-    assertEquals(v("alert_deliveries_total", { channel: "inapp", status: "delivered" }), 2);
-    assertEquals(v("alert_deliveries_total", { channel: "inapp", status: "suppressed" }), 1);
+    assertEquals(v("alert_transitions_total", { from: "ok", to: "firing" }), 1);
+    assertEquals(v("alert_transitions_total", { from: "firing", to: "ok" }), 1);
+    for (const [kind, n] of [["firing", 1], ["repeat", 1], ["resolved", 1], ["error", 0]]) {
+      assertEquals(v("alert_notifications_total", { kind: String(kind) }), n, String(kind));
+    }
+    assertEquals(v("alert_deliveries_total", { channel: "inapp", status: "delivered" }), 3);
   });
 
-  await t.step("the deliveries endpoint tells the whole story", async () => {
+  await t.step("the events and deliveries endpoints tell the whole story", async () => {
+    const events = await app.request("GET", `/v1/alerts/${id}/events`, { key: ann.key });
+    assertEquals(
+      events.body.items.map((e: { from: string; to: string }) => `${e.from}→${e.to}`),
+      ["firing→ok", "ok→firing"],
+    );
+    assertEquals(events.body.items[1].episode_id, episode);
+    assertEquals(events.body.items[1].value, 12);
     const res = await app.request("GET", `/v1/alerts/${id}/deliveries`, { key: ann.key });
-    assertEquals(res.body.items.map((d: { status: string }) => d.status), [
-      "delivered",
-      "suppressed",
-      "delivered",
+    assertEquals(res.body.items.map((d: { payload: { kind: string } }) => d.payload.kind), [
+      "resolved",
+      "repeat",
+      "firing",
     ]);
     assertEquals(res.body.items[0].attempt_history.map((a: { outcome: string }) => a.outcome), [
       "delivered",
@@ -377,13 +445,13 @@ dbTest(
     app.clock.advance(61 * SECOND);
     const second = await evaluateDueAlerts(job, app.clock.now());
     assertEquals(second.evaluated, 3); // fast, site down, broken (60 s); slow waits 600 s
-    assertEquals(second.fired, 0, "the cooldown holds");
+    assertEquals(second.fired, 0, "still firing: no repeat before the repeat interval");
 
     const notifications = await app.request("GET", "/v1/notifications", { key: ann.key });
     assertEquals(notifications.body.items.map((n: { title: string }) => n.title).sort(), [
-      "Alert: fast",
-      "Alert: site down",
-      "Alert: slow",
+      "Firing: fast",
+      "Firing: site down",
+      "Firing: slow",
     ]);
     const [runs] = await db
       .sql`select count(*)::int as n from pattern_runs where pattern_id = 'up' and user_id = ${ann.id}`;
@@ -415,7 +483,9 @@ dbTest(
         };
         const now = a.clock.now();
         const replicas = [a, b, a, b];
-        const results = await Promise.all(replicas.map((r) => r.evaluator.fire(stored, 99, now)));
+        const results = await Promise.all(
+          replicas.map((r) => r.evaluator.apply(stored, { value: 99, matched: true }, now)),
+        );
         assertEquals(results.filter((r) => r.fired).length, 1);
         await Promise.all(
           results.map((r, i) =>
@@ -450,13 +520,16 @@ dbTest("notifications: list, unread only, mark read, mark all read — own only"
   }
   const list = await app.request("GET", "/v1/notifications?limit=2", { key: ann.key });
   assertEquals([list.body.items.length, list.body.unread_count], [2, 3]);
-  assertEquals(list.body.items.map((n: { title: string }) => n.title), ["Alert: a2", "Alert: a1"]);
+  assertEquals(list.body.items.map((n: { title: string }) => n.title), [
+    "Firing: a2",
+    "Firing: a1",
+  ]);
   const rest = await app.request(
     "GET",
     `/v1/notifications?limit=2&cursor=${list.body.next_cursor}`,
     { key: ann.key },
   );
-  assertEquals(rest.body.items.map((n: { title: string }) => n.title), ["Alert: a0"]);
+  assertEquals(rest.body.items.map((n: { title: string }) => n.title), ["Firing: a0"]);
 
   const first = list.body.items[0].id;
   assertEquals(

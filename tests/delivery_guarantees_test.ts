@@ -60,9 +60,9 @@ async function setup(db: TestDatabase, env: Env = {}) {
   const fireOnly = async (channel: "email" | "webhook") => {
     const alertId = await alertOn(channel);
     const alert = (await app.request("GET", `/v1/alerts/${alertId}`, { key: ann.key })).body;
-    return await app.evaluator.fire(
+    return await app.evaluator.apply(
       { ...alert, next_eval_at: new Date(alert.next_eval_at) },
-      11,
+      { value: 11, matched: true },
       clock.now(),
     );
   };
@@ -282,25 +282,11 @@ dbTest(
 );
 
 dbTest(
-  "cooldown: a firing suppressed as a duplicate does not extend the cooldown",
-  async (_t, db) => {
-    await using s = await setup(db);
-    const id = await s.alertOn("inapp", { cooldown_seconds: 23 * 3600 });
-    assertEquals((await s.evaluate(id)).fired, true);
-    s.clock.advance(23 * HOUR);
-    const again = await s.evaluate(id);
-    assertEquals([again.fired, again.suppressed_by], [false, "content"]);
-    s.clock.advance(HOUR); // the content window (24 h) has passed; the cooldown (23 h) long ago
-    assertEquals((await s.evaluate(id)).fired, true, "notified at 24 h, not 46 h");
-  },
-);
-
-dbTest(
-  "dedup: identical messages collapse into one DLQ entry while the channel is down",
+  "dedup: a firing episode is one DLQ entry while the channel is down, one copy after",
   async (_t, db) => {
     await using s = await setup(db);
     s.hook.decide = () => ({ kind: "status", status: 503 });
-    const id = await s.alertOn("webhook", { cooldown_seconds: 0 });
+    const id = await s.alertOn("webhook", { repeat_interval_seconds: 0 }); // no reminders
     const results = [];
     for (let i = 0; i < 3; i++) {
       results.push(await s.evaluate(id));
@@ -308,8 +294,8 @@ dbTest(
     }
     assertEquals(results.map((r) => r.suppressed_by ?? r.deliveries[0].status), [
       "failed",
-      "content",
-      "content",
+      "repeat_interval",
+      "repeat_interval",
     ]);
     const [{ n }] = await db.sql`select count(*)::int as n from alert_dlq`;
     assertEquals(n, 1);

@@ -143,8 +143,8 @@ const scenario = fc.record({
   alerts: fc.array(
     fc.record({
       channels: fc.subarray([...CHANNELS], { minLength: 1 }),
-      // 0: fires again at every evaluation (identical messages de-duplicated by content).
-      cooldown: fc.constantFrom(0, 86_400),
+      // 60: a reminder at every evaluation a minute or more after the last (always matching).
+      repeat: fc.constantFrom(60, 86_400),
     }),
     { minLength: 1, maxLength: 50 },
   ),
@@ -262,7 +262,9 @@ dbTest("delivery model: never lost, never sent twice, never stuck", async (t, db
 
   const property = fc.asyncProperty(scenario, async (s: Scenario) => {
     runs++;
-    await db.sql`truncate alerts, alert_deliveries, delivery_attempts, alert_dlq, notifications`;
+    await db.sql`
+      truncate alerts, alert_episodes, alert_events, alert_deliveries, delivery_attempts,
+               alert_dlq, notifications`;
     clock.set("2026-01-01T00:00:00Z");
     resend.reset();
     hook.reset();
@@ -273,7 +275,7 @@ dbTest("delivery model: never lost, never sent twice, never stuck", async (t, db
 
     const now = clock.now();
     await db.sql`
-      insert into alerts (user_id, name, condition, channels, cooldown_seconds, next_eval_at,
+      insert into alerts (user_id, name, condition, channels, repeat_interval_seconds, next_eval_at,
                           created_at, updated_at)
       select ${user.id}, 'alert ' || a.i, ${
       db.sql.json({
@@ -283,18 +285,18 @@ dbTest("delivery model: never lost, never sent twice, never stuck", async (t, db
         op: "==",
         threshold: true,
       })
-    }, a.channels, a.cooldown, ${now}, ${now}, ${now}
+    }, a.channels, a.repeat, ${now}, ${now}, ${now}
       from jsonb_to_recordset(${
       db.sql.json(s.alerts.map((a, i) => ({
         i,
-        cooldown: a.cooldown,
+        repeat: a.repeat,
         channels: {
           inapp: a.channels.includes("inapp"),
           email: a.channels.includes("email"),
           ...(a.channels.includes("webhook") ? { webhook: { url: hook.url, secret: SECRET } } : {}),
         },
       })))
-    }) as a(i int, cooldown int, channels jsonb)`;
+    }) as a(i int, repeat int, channels jsonb)`;
 
     const workers: Worker[] = [];
     const fresh = (i: 0 | 1) => {

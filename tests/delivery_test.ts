@@ -181,9 +181,9 @@ dbTest(
       assertEquals(call.authorization, "Bearer re_test_key");
       assertEquals(call.body.from, "vigil <alerts@example.com>");
       assertEquals(call.body.to, "ann@example.com");
-      assertEquals(call.body.subject, "Alert: mail 1");
+      assertEquals(call.body.subject, "Firing: mail 1");
       assertMatch(call.body.text!, /mail 1: value is 11 \(> 10\)/);
-      assertMatch(call.body.html!, /<h2>Alert: mail 1<\/h2>/);
+      assertMatch(call.body.html!, /<h2>Firing: mail 1<\/h2>/);
     });
 
     await t.step("429 with retry-after: retried no earlier than it says", async () => {
@@ -289,10 +289,10 @@ dbTest(
     });
     const stored = (await app.request("GET", `/v1/alerts/${alert.body.id}`, { key: ann.key })).body;
     // The process "dies" right after the firing transaction commits: the intents are written
-    // (fire() does not send), nothing is sent.
-    const firing = await app.evaluator.fire(
+    // (apply() does not send), nothing is sent.
+    const firing = await app.evaluator.apply(
       { ...stored, next_eval_at: new Date(stored.next_eval_at) },
-      11,
+      { value: 11, matched: true },
       app.clock.now(),
     );
     assertEquals(firing.deliveries.map((d) => d.status), ["pending", "pending"]);

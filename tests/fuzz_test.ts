@@ -1275,7 +1275,18 @@ dbTest(
       if (res.status !== 200) note("health after the fuzz", "GET", path, res.status, res.body);
     }
     const definition = (alert: Json) => {
-      const { last_fired_at: _f, last_evaluated_at: _e, next_eval_at: _n, ...rest } = alert;
+      // What evaluations change (A's own, the job's) is not the definition.
+      const {
+        last_fired_at: _f,
+        last_evaluated_at: _e,
+        next_eval_at: _n,
+        state: _s,
+        state_since: _ss,
+        failing_since: _fs,
+        counts: _c,
+        episode: _ep,
+        ...rest
+      } = alert;
       if (rest.channels?.webhook) rest.channels.webhook = { url: rest.channels.webhook.url };
       return rest;
     };

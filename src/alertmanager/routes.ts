@@ -1,6 +1,7 @@
 /**
  * `POST /v1/alertmanager/webhook`: Prometheus Alertmanager's webhook receiver. Each alert
- * (firing or resolved) becomes deliveries to the users listed in ALERTMANAGER_RECIPIENTS —
+ * (firing or resolved) becomes deliveries to the users listed in ALERTMANAGER_RECIPIENTS, each in
+ * an episode (opened by firing, closed by resolved, keyed by fingerprint) —
  * in-app and email for `severity=critical`, in-app otherwise — through the same outbox and DLQ
  * as alert rules, de-duplicated on fingerprint + status + startsAt. Authenticated by the shared
  * ALERTMANAGER_WEBHOOK_TOKEN, not by an API key. Its body limit is ALERTMANAGER_MAX_BODY_BYTES,
@@ -10,7 +11,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
-import type { Sql } from "../db/database.ts";
+import type { Sql, TransactionSql } from "../db/database.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
 import { contentHash, type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
 import { type DeliverySchedule, dueAfter } from "../delivery/schedule.ts";
@@ -23,6 +24,7 @@ import { Problem } from "../http/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { sameHash } from "../users/keys.ts";
+import { formatDuration } from "../util/duration.ts";
 
 const Labels = z.record(z.string(), z.string());
 
@@ -95,6 +97,84 @@ function intentFor(alert: AmAlert, user: { id: string; email: string }): Deliver
       status: alert.status,
       starts_at: alert.startsAt,
       user_id: user.id,
+    },
+  };
+}
+
+interface AmEpisode {
+  id: string;
+  started_at: Date;
+  /** This notification opened it (a firing), or closed it (a resolved). */
+  changed: boolean;
+}
+
+/**
+ * The lifecycle of an Alertmanager alert, per recipient, keyed by its fingerprint: `firing` opens
+ * an episode or continues the open one, `resolved` closes it. The database allows one open
+ * episode per fingerprint and user, whatever two notifications do at once.
+ */
+async function episodeOf(
+  tx: TransactionSql,
+  alert: AmAlert,
+  userId: string,
+  now: Date,
+): Promise<AmEpisode | undefined> {
+  if (alert.status === "resolved") {
+    const ended = alert.endsAt && !Number.isNaN(Date.parse(alert.endsAt))
+      ? new Date(alert.endsAt)
+      : now;
+    const [closed] = await tx<{ id: string; started_at: Date }[]>`
+      update alert_episodes set ended_at = ${ended}
+      where fingerprint = ${alert.fingerprint} and user_id = ${userId} and ended_at is null
+      returning id, started_at`;
+    return closed ? { ...closed, changed: true } : undefined;
+  }
+  const [open] = await tx<{ id: string; started_at: Date }[]>`
+    select id, started_at from alert_episodes
+    where fingerprint = ${alert.fingerprint} and user_id = ${userId} and ended_at is null`;
+  if (open) return { ...open, changed: false };
+  const [opened] = await tx<{ id: string; started_at: Date }[]>`
+    insert into alert_episodes (id, fingerprint, user_id, started_at, notified)
+    values (${crypto.randomUUID()}, ${alert.fingerprint}, ${userId}, ${new Date(alert.startsAt)},
+            true)
+    on conflict (fingerprint, user_id) where ended_at is null and fingerprint is not null
+    do nothing
+    returning id, started_at`;
+  return opened ? { ...opened, changed: true } : undefined;
+}
+
+/** The intent, told which notification of its episode it is. */
+function withEpisode(
+  intent: DeliveryIntent,
+  alert: AmAlert,
+  episode: AmEpisode | undefined,
+  now: Date,
+): DeliveryIntent {
+  const kind = alert.status === "resolved" ? "resolved" : episode?.changed ? "firing" : "repeat";
+  if (!episode) return { ...intent, payload: { ...intent.payload, kind } };
+  const started = episode.started_at;
+  const ended = alert.status === "resolved" ? now : undefined;
+  const lasted = ended
+    ? ` Started ${started.toISOString()}, ended ${ended.toISOString()}, lasted ${
+      formatDuration(ended.getTime() - started.getTime())
+    }.`
+    : "";
+  return {
+    ...intent,
+    payload: {
+      ...intent.payload,
+      kind,
+      message: intent.payload.message + lasted,
+      episode: {
+        id: episode.id,
+        started_at: started.toISOString(),
+        ...(ended
+          ? {
+            ended_at: ended.toISOString(),
+            duration_seconds: Math.round((ended.getTime() - started.getTime()) / 1000),
+          }
+          : {}),
+      },
     },
   };
 }
@@ -189,8 +269,13 @@ export function alertmanagerRoutes(deps: AlertmanagerDeps) {
       const leaseUntil = dueAfter(now, deps.schedule.leaseMs);
       await deps.sql.begin(async (tx) => {
         for (const { index, intent } of intents) {
+          const alert = body.alerts[index];
+          const episode = await episodeOf(tx, alert, intent.userId, now);
           perAlert[index].push(
-            ...(await enqueue(tx, intent, now, { serialized: false, leaseUntil })).deliveries,
+            ...(await enqueue(tx, withEpisode(intent, alert, episode, now), now, {
+              serialized: false,
+              leaseUntil,
+            })).deliveries,
           );
         }
       });

@@ -1,7 +1,7 @@
 /**
  * The `alerts.evaluate` job (every minute): claims due alerts in batches with FOR UPDATE SKIP
- * LOCKED (their next evaluation is scheduled by the claim itself), evaluates each, and fires the
- * ones that match. Every replica may run it at once: each alert is evaluated by one of them.
+ * LOCKED (their next evaluation is scheduled by the claim itself), evaluates each and applies the
+ * result to its lifecycle. Every replica may run it at once: each alert is evaluated by one.
  *
  * The deliveries of a batch go out together (one write for all in-app notifications), but never
  * wait long for the rest of the batch: once the oldest has waited a quarter of a lease, what has
@@ -47,11 +47,10 @@ export async function evaluateDueAlerts(
       const checked = await deps.evaluator.check(alert);
       totals.evaluated++;
       if (checked.error) totals.errors++;
-      if (!checked.matched) return;
-      totals.matched++;
-      const firing = await deps.evaluator.fire(alert, checked.value, now);
-      if (firing.fired) totals.fired++;
-      const fresh = firing.deliveries.filter((d) => d.status === "pending");
+      if (checked.matched) totals.matched++;
+      const applied = await deps.evaluator.apply(alert, checked, now);
+      if (applied.fired) totals.fired++;
+      const fresh = applied.deliveries.filter((d) => d.status === "pending");
       if (fresh.length === 0) return;
       if (pending.length === 0) oldest = performance.now();
       pending.push(...fresh);

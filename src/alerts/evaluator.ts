@@ -1,24 +1,39 @@
 /**
  * Evaluating an alert: run its condition (a pattern run, recorded like any other, or a capability
- * call), read the value at its path, compare it with the threshold. A match fires the alert in
- * one transaction — check the cooldown, de-duplicate by content, write the delivery intents and
- * claim the cooldown (only if something is sent: a suppressed firing does not extend it) — and
- * the intents are sent right after the commit.
+ * call), read the value at its path, compare it with the threshold — then apply the observation
+ * to the alert's lifecycle (lifecycle.ts) in one transaction under the alert's row lock: the new
+ * state and counters, the episode opened or closed, one event per transition, and the
+ * notifications it owes written to the outbox (or recorded as silenced). Replicas evaluating the
+ * same alert take turns on the lock, and the database allows one open episode per alert. The
+ * notifications are sent right after the commit.
  */
 import { compare } from "../agents/builtin/data.ts";
 import type { RemoteAgents } from "../agents/remote.ts";
 import type { AgentRuntime } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
-import type { Sql } from "../db/database.ts";
+import type { Queryable, Sql, TransactionSql } from "../db/database.ts";
 import type { Dispatcher, DispatchStatus } from "../delivery/dispatcher.ts";
-import { type DeliveryIntent, enqueue, type Enqueued } from "../delivery/outbox.ts";
+import { enqueue, type Enqueued } from "../delivery/outbox.ts";
 import { type DeliverySchedule, dueAfter } from "../delivery/schedule.ts";
 import type { Channel, DeliveryPayload } from "../delivery/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { PatternService } from "../patterns/service.ts";
+import { formatDuration } from "../util/duration.ts";
 import { getPath } from "../util/json.ts";
-import type { Alert } from "./store.ts";
+import { deliveryChannels } from "./channels.ts";
+import {
+  type AlertState,
+  type Lifecycle,
+  type Notice,
+  type NotificationKind,
+  type Observation,
+  type Step,
+  step,
+  type Thresholds,
+  type Transition,
+} from "./lifecycle.ts";
+import type { Alert, EpisodeRow } from "./store.ts";
 
 export interface DeliverySummary {
   id: string;
@@ -27,21 +42,44 @@ export interface DeliverySummary {
   error?: string;
 }
 
+export type SuppressedBy =
+  | "pending"
+  | "repeat_interval"
+  | "acknowledged"
+  | "silence"
+  | "content";
+
 export interface Evaluation {
   value: unknown;
   matched: boolean;
+  /** The alert's state after this evaluation (unchanged by a dry run). */
+  state: AlertState;
+  transitions: Transition[];
+  /** Notifications written now, by kind (sent, or recorded as silenced). */
+  notifications: { kind: NotificationKind; silenced: boolean }[];
+  /** A firing or repeat notification went out. */
   fired: boolean;
-  suppressed_by?: "cooldown" | "content";
+  /** Why a match notified nobody now. */
+  suppressed_by?: SuppressedBy;
+  episode_id: string | null;
   deliveries: DeliverySummary[];
   error?: string;
 }
 
-/** A firing: what was decided and written, before anything is sent. */
-export interface Firing {
+/** What applying one observation decided and wrote, before anything is sent. */
+export interface Applied {
+  step: Step;
   fired: boolean;
-  suppressed_by?: "cooldown" | "content";
+  suppressed_by?: SuppressedBy;
   deliveries: Enqueued["deliveries"];
 }
+
+/** Is the alert silenced now? (Silences are per user; silences/ decides the matching.) */
+export type SilenceCheck = (
+  tx: Queryable,
+  alert: { id: string; user_id: string; labels: Record<string, string> },
+  now: Date,
+) => Promise<boolean>;
 
 export interface EvaluatorDeps {
   sql: Sql;
@@ -53,10 +91,7 @@ export interface EvaluatorDeps {
   remote: RemoteAgents;
   dispatcher: Dispatcher;
   schedule: DeliverySchedule;
-}
-
-function describe(value: unknown): string {
-  return typeof value === "string" ? value : JSON.stringify(value);
+  isSilenced?: SilenceCheck;
 }
 
 const summary = (d: Enqueued["deliveries"][number]): DeliverySummary => ({
@@ -68,20 +103,34 @@ const summary = (d: Enqueued["deliveries"][number]): DeliverySummary => ({
 export class AlertEvaluator {
   constructor(private readonly deps: EvaluatorDeps) {}
 
-  /** Evaluates now; on a match fires (unless a dry run) and sends at once. */
+  /** Evaluates now and applies the result (unless a dry run); sends what it owes at once. */
   async evaluate(alert: Alert, now: Date, options: { dryRun?: boolean } = {}): Promise<Evaluation> {
     const checked = await this.check(alert);
-    if (!checked.matched || options.dryRun) return { ...checked, fired: false, deliveries: [] };
-    const firing = await this.fire(alert, checked.value, now);
+    if (options.dryRun) {
+      return {
+        ...checked,
+        state: alert.state,
+        transitions: [],
+        notifications: [],
+        fired: false,
+        episode_id: alert.episode_id,
+        deliveries: [],
+      };
+    }
+    const applied = await this.apply(alert, checked, now);
     const sent = await this.deps.dispatcher.deliver(
-      firing.deliveries.filter((d) => d.status === "pending"),
+      applied.deliveries.filter((d) => d.status === "pending"),
     );
     const byId = new Map(sent.map((s) => [s.id, s]));
     return {
       ...checked,
-      fired: firing.fired,
-      ...(firing.suppressed_by ? { suppressed_by: firing.suppressed_by } : {}),
-      deliveries: firing.deliveries.map((d) => byId.get(d.id) ?? summary(d)),
+      state: applied.step.next.state,
+      transitions: applied.step.transitions,
+      notifications: applied.step.notices.map(({ kind, silenced }) => ({ kind, silenced })),
+      fired: applied.fired,
+      ...(applied.suppressed_by ? { suppressed_by: applied.suppressed_by } : {}),
+      episode_id: applied.step.next.episode?.id ?? applied.step.closed?.id ?? null,
+      deliveries: applied.deliveries.map((d) => byId.get(d.id) ?? summary(d)),
     };
   }
 
@@ -123,72 +172,300 @@ export class AlertEvaluator {
   }
 
   /**
-   * Fires a matched alert in one transaction: claims the cooldown, de-duplicates by content and
-   * writes the delivery intents, leased to this process. Sending is the caller's next step.
+   * Applies an evaluation's outcome to the alert in one transaction: locks the alert row (its
+   * state is read again under the lock: another replica or request may have moved it), steps
+   * the lifecycle, stores it, and writes the notifications to the outbox, leased to this process.
+   * Sending is the caller's next step. A no-op (ok, and still not matching) writes nothing.
    */
-  async fire(alert: Alert, value: unknown, now: Date): Promise<Firing> {
-    const c = alert.condition;
-    const message = `${alert.name}: ${c.path || "value"} is ${describe(value)} (${c.op} ${
-      describe(c.threshold)
-    })`;
-    const outcome = await this.deps.sql.begin(async (tx) => {
-      // The row lock serializes concurrent firings of this alert (also for the content check
-      // below); the cooldown is only checked here and claimed once something will be sent.
-      const [alertRow] = await tx<{ email: string; cooled: boolean }[]>`
-        select (select email from users where users.id = alerts.user_id) as email,
-               (last_fired_at is null
-                or last_fired_at <= ${now}::timestamptz - make_interval(secs => cooldown_seconds))
-                 as cooled
-        from alerts where id = ${alert.id}
-        for update`;
-      if (!alertRow?.cooled) return undefined;
-      const payload: DeliveryPayload = {
-        type: "alert.fired",
-        source: "rule",
-        title: `Alert: ${alert.name}`,
-        message,
-        alert: { id: alert.id, name: alert.name },
-        value,
-        condition: c,
-        fired_at: now.toISOString(),
+  async apply(
+    alert: Alert,
+    checked: { value: unknown; matched: boolean; error?: string },
+    now: Date,
+  ): Promise<Applied> {
+    const observation: Observation = checked.error !== undefined
+      ? { kind: "error", error: checked.error }
+      : checked.matched
+      ? { kind: "match", value: checked.value }
+      : { kind: "no_match", value: checked.value };
+    if (
+      observation.kind === "no_match" && alert.state === "ok" && alert.consecutive_failures === 0 &&
+      alert.consecutive_errors === 0
+    ) {
+      // Nothing changes but a success count that only matters while firing.
+      return {
+        step: step(lifecycleOf(alert), observation, thresholdsOf(alert), quiet(now)),
+        fired: false,
+        deliveries: [],
       };
-      const channels: DeliveryIntent["channels"] = [];
-      if (alert.channels.inapp) channels.push({ channel: "inapp" });
-      if (alert.channels.email) {
-        channels.push({ channel: "email", extra: { recipient: alertRow.email } });
-      }
-      if (alert.channels.webhook) {
-        channels.push({ channel: "webhook", extra: { webhook_url: alert.channels.webhook.url } });
-      }
-      const enqueued = await enqueue(
-        tx,
-        {
-          userId: alert.user_id,
-          alertId: alert.id,
-          channels,
-          payload,
-          dedupKey: { alert_id: alert.id, user_id: alert.user_id, condition: c, message },
-        },
-        now,
-        {
-          serialized: true,
-          leaseUntil: dueAfter(this.deps.clock.now(), this.deps.schedule.leaseMs),
-        },
-      );
-      if (!enqueued.suppressed) {
-        await tx`update alerts set last_fired_at = ${now} where id = ${alert.id}`;
-      }
-      return enqueued;
-    });
-
-    if (!outcome) return { fired: false, suppressed_by: "cooldown", deliveries: [] };
-    if (outcome.suppressed) {
-      for (const d of outcome.deliveries) {
-        this.deps.metrics.deliveries.inc({ channel: d.channel, status: "suppressed" });
-      }
-      return { fired: false, suppressed_by: "content", deliveries: outcome.deliveries };
     }
-    this.deps.metrics.alertsFired.inc();
-    return { fired: true, deliveries: outcome.deliveries };
+
+    const applied = await this.deps.sql.begin(async (tx) => {
+      const [row] = await tx<(Alert & { email: string })[]>`
+        select a.*, u.email from alerts a join users u on u.id = a.user_id
+        where a.id = ${alert.id} for update of a`;
+      if (!row) return undefined; // deleted meanwhile
+      const [episode] = row.episode_id
+        ? await tx<EpisodeRow[]>`
+          select id, started_at, notified, acknowledged_at, acknowledged_by, ack_note
+          from alert_episodes where id = ${row.episode_id}`
+        : [];
+      const current: Alert = { ...row, episode: episode ?? null };
+      const silenced = this.deps.isSilenced ? await this.deps.isSilenced(tx, current, now) : false;
+      const result = step(lifecycleOf(current), observation, thresholdsOf(current), {
+        now,
+        silenced,
+        newEpisodeId: () => crypto.randomUUID(),
+      });
+      await store(tx, current, result, observation, now);
+
+      const deliveries: Enqueued["deliveries"] = [];
+      let contentSuppressed = false;
+      for (const notice of result.notices) {
+        const payload = notificationPayload(current, result, notice, observation, now);
+        const enqueued = await enqueue(
+          tx,
+          {
+            userId: current.user_id,
+            alertId: current.id,
+            channels: deliveryChannels(current, row.email),
+            payload,
+            dedupKey: {
+              alert_id: current.id,
+              episode_id: payload.episode?.id ?? null,
+              kind: notice.kind,
+              message: payload.message,
+            },
+          },
+          now,
+          {
+            serialized: true,
+            leaseUntil: dueAfter(this.deps.clock.now(), this.deps.schedule.leaseMs),
+            silenced: notice.silenced,
+          },
+        );
+        if (enqueued.suppressed && !notice.silenced) contentSuppressed = true;
+        deliveries.push(...enqueued.deliveries);
+      }
+      return { result, deliveries, contentSuppressed, silenced };
+    });
+    if (!applied) {
+      return {
+        step: step(lifecycleOf(alert), observation, thresholdsOf(alert), quiet(now)),
+        fired: false,
+        deliveries: [],
+      };
+    }
+
+    const { result, deliveries } = applied;
+    const { metrics } = this.deps;
+    for (const t of result.transitions) metrics.alertTransitions.inc({ from: t.from, to: t.to });
+    for (const n of result.notices) {
+      if (n.silenced) metrics.silencedNotifications.inc();
+      else metrics.alertNotifications.inc({ kind: n.kind });
+    }
+    for (const d of deliveries.filter((d) => d.status === "suppressed")) {
+      metrics.deliveries.inc({ channel: d.channel, status: "suppressed" });
+    }
+    const sent = result.notices.filter((n) =>
+      !n.silenced && (n.kind === "firing" || n.kind === "repeat")
+    );
+    const fired = sent.length > 0 && !applied.contentSuppressed;
+    if (fired) metrics.alertsFired.inc();
+    return {
+      step: result,
+      fired,
+      suppressed_by: observation.kind === "match" && !fired
+        ? whyNot(result, applied.silenced, applied.contentSuppressed)
+        : undefined,
+      deliveries,
+    };
+  }
+}
+
+const quiet = (now: Date) => ({ now, silenced: false, newEpisodeId: () => crypto.randomUUID() });
+
+/** Why a match sent nothing now. */
+function whyNot(result: Step, silenced: boolean, content: boolean): SuppressedBy {
+  if (content) return "content";
+  if (result.next.state === "pending") return "pending";
+  if (silenced && result.notices.some((n) => n.silenced)) return "silence";
+  if (result.next.episode?.acknowledged) return "acknowledged";
+  return silenced ? "silence" : "repeat_interval";
+}
+
+export function thresholdsOf(alert: Alert): Thresholds {
+  return {
+    failure: alert.failure_threshold,
+    success: alert.success_threshold,
+    error: alert.error_threshold,
+    // 0: no repeats.
+    repeatMs: alert.repeat_interval_seconds > 0
+      ? alert.repeat_interval_seconds * 1000
+      : Number.POSITIVE_INFINITY,
+    notifyOnResolved: alert.notify_on_resolved,
+  };
+}
+
+export function lifecycleOf(alert: Alert): Lifecycle {
+  return {
+    state: alert.state,
+    since: alert.state_since,
+    failures: alert.consecutive_failures,
+    successes: alert.consecutive_successes,
+    errors: alert.consecutive_errors,
+    failingSince: alert.failing_since,
+    episode: alert.episode
+      ? {
+        id: alert.episode.id,
+        startedAt: alert.episode.started_at,
+        acknowledged: alert.episode.acknowledged_at !== null,
+        notified: alert.episode.notified,
+      }
+      : null,
+    lastNotifiedAt: alert.episode ? alert.last_fired_at : null,
+    owed: alert.owed_notification,
+    errorNotified: alert.error_notified,
+  };
+}
+
+/** Writes what a step decided: the alert's lifecycle columns, its episode, its events. */
+async function store(
+  tx: TransactionSql,
+  alert: Alert,
+  result: Step,
+  observation: Observation,
+  now: Date,
+): Promise<void> {
+  const { next, opened, closed } = result;
+  if (opened) {
+    await tx`
+      insert into alert_episodes (id, alert_id, user_id, started_at, notified)
+      values (${opened.id}, ${alert.id}, ${alert.user_id}, ${opened.startedAt}, ${
+      next.episode?.notified ?? false
+    })`;
+  } else if (next.episode && next.episode.notified !== alert.episode?.notified) {
+    await tx`update alert_episodes set notified = true where id = ${next.episode.id}`;
+  }
+  if (closed) await tx`update alert_episodes set ended_at = ${now} where id = ${closed.id}`;
+  await tx`
+    update alerts set
+      state = ${next.state}, state_since = ${next.since},
+      consecutive_failures = ${next.failures}, consecutive_successes = ${next.successes},
+      consecutive_errors = ${next.errors}, failing_since = ${next.failingSince},
+      owed_notification = ${next.owed}, error_notified = ${next.errorNotified},
+      episode_id = ${next.episode?.id ?? null},
+      last_fired_at = ${next.lastNotifiedAt ?? alert.last_fired_at}
+    where id = ${alert.id}`;
+  if (result.transitions.length === 0) return;
+  const value = observation.kind === "error" ? null : observation.value;
+  const error = observation.kind === "error" ? observation.error : null;
+  const episodeId = next.episode?.id ?? closed?.id ?? null;
+  await tx`
+    insert into alert_events (alert_id, episode_id, from_state, to_state, value, error, at)
+    select ${alert.id}, ${episodeId}::uuid, t.from_state, t.to_state, ${
+    tx.json(value as never)
+  }::jsonb, ${error}, ${now}
+    from jsonb_to_recordset(${
+    tx.json(result.transitions.map((t) => ({ from_state: t.from, to_state: t.to })) as never)
+  }) as t(from_state text, to_state text)`;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** The message one notice sends. */
+function notificationPayload(
+  alert: Alert,
+  result: Step,
+  notice: Notice,
+  observation: Observation,
+  now: Date,
+): DeliveryPayload {
+  const c = alert.condition;
+  const episode = result.next.episode ?? result.closed ?? null;
+  const what = `${c.path || "value"}`;
+  const reading = observation.kind === "error"
+    ? ""
+    : `${what} is ${describe(observation.value)} (${c.op} ${describe(c.threshold)})`;
+  const started = episode?.startedAt;
+  const since = result.next.failingSince ?? started;
+  const base = {
+    source: "rule" as const,
+    kind: notice.kind,
+    alert: { id: alert.id, name: alert.name },
+    severity: alert.severity,
+    labels: alert.labels,
+    condition: c,
+    fired_at: now.toISOString(),
+    ...(observation.kind === "error" ? {} : { value: observation.value }),
+  };
+  const episodeInfo = episode && started
+    ? {
+      episode: {
+        id: episode.id,
+        started_at: started.toISOString(),
+        ...(notice.kind === "resolved"
+          ? {
+            ended_at: now.toISOString(),
+            duration_seconds: Math.round((now.getTime() - started.getTime()) / 1000),
+          }
+          : {}),
+      },
+    }
+    : {};
+  switch (notice.kind) {
+    case "firing":
+      return {
+        ...base,
+        ...episodeInfo,
+        type: "alert.fired",
+        title: `Firing: ${alert.name}`,
+        message: `${alert.name}: ${reading}; failing since ${since?.toISOString()}` +
+          (since && now.getTime() - since.getTime() >= 60_000
+            ? ` (${formatDuration(now.getTime() - since.getTime())})`
+            : ""),
+      };
+    case "repeat":
+      return {
+        ...base,
+        ...episodeInfo,
+        type: "alert.repeat",
+        title: `Still firing: ${alert.name}`,
+        message: `${alert.name}: ${reading}; firing since ${started?.toISOString()} (${
+          formatDuration(now.getTime() - (started?.getTime() ?? now.getTime()))
+        })`,
+      };
+    case "resolved":
+      return {
+        ...base,
+        ...episodeInfo,
+        type: "alert.resolved",
+        title: `Resolved: ${alert.name}`,
+        message:
+          `${alert.name} is back to normal: ${reading}. Started ${started?.toISOString()}, ` +
+          `ended ${now.toISOString()}, lasted ${
+            formatDuration(now.getTime() - (started?.getTime() ?? now.getTime()))
+          }.`,
+      };
+    case "error":
+      return notice.recovery
+        ? {
+          ...base,
+          ...episodeInfo,
+          type: "alert.error",
+          recovery: true,
+          title: `Evaluating again: ${alert.name}`,
+          message: `${alert.name} can be evaluated again: ${reading}.`,
+        }
+        : {
+          ...base,
+          ...episodeInfo,
+          type: "alert.error",
+          title: `Cannot evaluate: ${alert.name}`,
+          message: `${alert.name} cannot be evaluated since ${result.next.since.toISOString()}: ${
+            observation.kind === "error" ? observation.error : ""
+          }`,
+        };
   }
 }

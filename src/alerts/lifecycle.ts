@@ -23,6 +23,21 @@
 export const ALERT_STATES = ["ok", "pending", "firing", "error"] as const;
 export type AlertState = (typeof ALERT_STATES)[number];
 
+/** Every transition `step` can make (the metrics start each at zero). */
+export const ALERT_TRANSITIONS: readonly [AlertState, AlertState][] = [
+  ["ok", "pending"],
+  ["ok", "firing"],
+  ["ok", "error"],
+  ["pending", "ok"],
+  ["pending", "firing"],
+  ["pending", "error"],
+  ["firing", "ok"],
+  ["firing", "error"],
+  ["error", "ok"],
+  ["error", "pending"],
+  ["error", "firing"],
+];
+
 export const NOTIFICATION_KINDS = ["firing", "resolved", "repeat", "error"] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 

@@ -123,104 +123,114 @@ Deno.test("lifecycle: property — firing and resolved alternate, repeats only w
   const runs = Number(Deno.env.get("VIGIL_PROPERTY_RUNS") ?? 500);
   const seed = Deno.env.get("VIGIL_PROPERTY_SEED");
   fc.assert(
-    fc.property(thresholdsArb, fc.array(commandArb, { maxLength: 120, size: "max" }), (t, commands) => {
-      let now = T0.getTime();
-      let s: Lifecycle = initialLifecycle(T0);
-      let silenced = false;
-      let episodes = 0;
-      let lastSent: "firing" | "resolved" | undefined;
-      let sentInEpisode = 0;
-      let lastSentAt: number | undefined;
-      let owedSince: number | undefined; // a notice held back by the silence
-      for (const command of commands) {
-        if (command.op === "wait") {
-          now += command.ms;
-          continue;
-        }
-        if (command.op === "silence") {
-          silenced = command.on;
-          continue;
-        }
-        if (command.op === "ack") {
-          if (s.episode) s = { ...s, episode: { ...s.episode, acknowledged: true } };
-          continue;
-        }
-        now += MINUTE; // evaluations are at least a minute apart
-        const before = s;
-        const r = step(s, command.observation, t, {
-          now: new Date(now),
-          silenced,
-          newEpisodeId: () => `e${++episodes}`,
-        });
-        s = r.next;
-
-        for (const n of r.notices) {
-          if (n.kind === "resolved") assert(!n.silenced, "a resolved message is never held back");
-          if (n.silenced) {
-            assert(silenced, "only a silence holds a notice back");
-            if (n.kind !== "error") owedSince ??= now;
+    fc.property(
+      thresholdsArb,
+      fc.array(commandArb, { maxLength: 120, size: "max" }),
+      (t, commands) => {
+        let now = T0.getTime();
+        let s: Lifecycle = initialLifecycle(T0);
+        let silenced = false;
+        let episodes = 0;
+        let lastSent: "firing" | "resolved" | undefined;
+        let sentInEpisode = 0;
+        let lastSentAt: number | undefined;
+        let owedSince: number | undefined; // a notice held back by the silence
+        for (const command of commands) {
+          if (command.op === "wait") {
+            now += command.ms;
             continue;
           }
-          if (n.kind === "firing" || n.kind === "resolved") {
-            assert(lastSent !== n.kind, `two ${n.kind} messages in a row`);
-            if (n.kind === "resolved") assertEquals(lastSent, "firing", "resolved follows firing");
-            lastSent = n.kind;
+          if (command.op === "silence") {
+            silenced = command.on;
+            continue;
           }
-          if (n.kind === "firing" || n.kind === "repeat") {
-            assertEquals(s.state, "firing");
-            assert(!silenced && !s.episode!.acknowledged);
-            if (n.kind === "repeat") {
-              const owed = owedSince !== undefined;
-              assert(
-                owed || now - lastSentAt! >= t.repeatMs,
-                `a repeat after ${now - lastSentAt!} ms, interval ${t.repeatMs}`,
-              );
-            }
-            sentInEpisode++;
-            lastSentAt = now;
-            owedSince = undefined;
+          if (command.op === "ack") {
+            if (s.episode) s = { ...s, episode: { ...s.episode, acknowledged: true } };
+            continue;
           }
-        }
-        // Nothing owed is forgotten: after a silence, the first evaluation (that could be made)
-        // still firing, and not acknowledged, sends it.
-        if (
-          owedSince !== undefined && !silenced && command.observation.kind !== "error" &&
-          before.state === "firing" &&
-          s.state === "firing" && s.episode && !s.episode.acknowledged
-        ) {
-          assert(
-            r.notices.some((n) => !n.silenced && (n.kind === "firing" || n.kind === "repeat")),
-            "an owed notification was not sent",
-          );
-        }
-        if (r.opened) {
-          sentInEpisode = r.notices.some((n) => n.kind === "firing" && !n.silenced) ? 1 : 0;
-          if (!r.notices.some((n) => n.kind === "firing" && !n.silenced)) lastSentAt = undefined;
-        }
-        if (r.closed) {
-          const told = sentInEpisode > 0;
-          assertEquals(
-            r.notices.some((n) => n.kind === "resolved"),
-            told && t.notifyOnResolved,
-            "resolved exactly when the episode was told and resolved messages are on",
-          );
-          if (told && !t.notifyOnResolved) lastSent = "resolved"; // the pair is closed anyway
-          sentInEpisode = 0;
-          owedSince = undefined;
-          lastSentAt = undefined;
-        }
+          now += MINUTE; // evaluations are at least a minute apart
+          const before = s;
+          const r = step(s, command.observation, t, {
+            now: new Date(now),
+            silenced,
+            newEpisodeId: () => `e${++episodes}`,
+          });
+          s = r.next;
 
-        // The state agrees with the counters.
-        if (s.state === "pending") assert(s.failures > 0 && s.failures < t.failure);
-        if (s.state === "firing") assert(s.episode !== null);
-        if (s.state === "ok") assert(s.episode === null && s.failures === 0);
-        if (s.state !== "error") assert(s.errors < t.error || before.state === "error");
-        assertEquals(
-          s.episode !== null,
-          s.state === "firing" || (s.state === "error" && s.episode !== null),
-        );
-      }
-    }),
+          for (const n of r.notices) {
+            if (n.kind === "resolved") assert(!n.silenced, "a resolved message is never held back");
+            if (n.silenced) {
+              assert(silenced, "only a silence holds a notice back");
+              if (n.kind !== "error") owedSince ??= now;
+              continue;
+            }
+            if (n.kind === "firing" || n.kind === "resolved") {
+              assert(lastSent !== n.kind, `two ${n.kind} messages in a row`);
+              if (n.kind === "resolved") {
+                assertEquals(
+                  lastSent,
+                  "firing",
+                  "resolved follows firing",
+                );
+              }
+              lastSent = n.kind;
+            }
+            if (n.kind === "firing" || n.kind === "repeat") {
+              assertEquals(s.state, "firing");
+              assert(!silenced && !s.episode!.acknowledged);
+              if (n.kind === "repeat") {
+                const owed = owedSince !== undefined;
+                assert(
+                  owed || now - lastSentAt! >= t.repeatMs,
+                  `a repeat after ${now - lastSentAt!} ms, interval ${t.repeatMs}`,
+                );
+              }
+              sentInEpisode++;
+              lastSentAt = now;
+              owedSince = undefined;
+            }
+          }
+          // Nothing owed is forgotten: after a silence, the first evaluation (that could be made)
+          // still firing, and not acknowledged, sends it.
+          if (
+            owedSince !== undefined && !silenced && command.observation.kind !== "error" &&
+            before.state === "firing" &&
+            s.state === "firing" && s.episode && !s.episode.acknowledged
+          ) {
+            assert(
+              r.notices.some((n) => !n.silenced && (n.kind === "firing" || n.kind === "repeat")),
+              "an owed notification was not sent",
+            );
+          }
+          if (r.opened) {
+            sentInEpisode = r.notices.some((n) => n.kind === "firing" && !n.silenced) ? 1 : 0;
+            if (!r.notices.some((n) => n.kind === "firing" && !n.silenced)) lastSentAt = undefined;
+          }
+          if (r.closed) {
+            const told = sentInEpisode > 0;
+            assertEquals(
+              r.notices.some((n) => n.kind === "resolved"),
+              told && t.notifyOnResolved,
+              "resolved exactly when the episode was told and resolved messages are on",
+            );
+            if (told && !t.notifyOnResolved) lastSent = "resolved"; // the pair is closed anyway
+            sentInEpisode = 0;
+            owedSince = undefined;
+            lastSentAt = undefined;
+          }
+
+          // The state agrees with the counters.
+          if (s.state === "pending") assert(s.failures > 0 && s.failures < t.failure);
+          if (s.state === "firing") assert(s.episode !== null);
+          if (s.state === "ok") assert(s.episode === null && s.failures === 0);
+          if (s.state !== "error") assert(s.errors < t.error || before.state === "error");
+          assertEquals(
+            s.episode !== null,
+            s.state === "firing" || (s.state === "error" && s.episode !== null),
+          );
+        }
+      },
+    ),
     { numRuns: runs, ...(seed ? { seed: Number(seed) } : {}) },
   );
 });

@@ -31,6 +31,7 @@ import { inputsSchema } from "../patterns/definition.ts";
 import { isSealed, type Secrets } from "../security/secrets.ts";
 import { getPattern } from "../patterns/store.ts";
 import type { AlertEvaluator } from "./evaluator.ts";
+import { ALERT_STATES, type AlertState, NOTIFICATION_KINDS } from "./lifecycle.ts";
 import {
   ChannelsSchema,
   type Condition,
@@ -38,17 +39,32 @@ import {
   CreateAlertSchema,
   newWebhookSecret,
   PatchAlertSchema,
+  SEVERITIES,
 } from "./schema.ts";
 import {
+  acknowledge,
   type Alert,
   deleteAlert,
   getAlert,
   insertAlertCapped,
   listAlerts,
+  listEvents,
+  routingKeyHint,
+  sealPagerDuty,
+  sealSlack,
   sealWebhook,
+  slackUrlHint,
   type StoredChannels,
   updateAlert,
 } from "./store.ts";
+
+const EpisodeSchema = z.object({
+  id: z.uuid(),
+  started_at: Timestamp,
+  acknowledged_at: Timestamp.nullable(),
+  acknowledged_by: z.uuid().nullable(),
+  ack_note: z.string().nullable(),
+}).openapi("Episode");
 
 const AlertSchema = z.object({
   id: z.uuid(),
@@ -57,14 +73,63 @@ const AlertSchema = z.object({
   condition: ConditionSchema,
   channels: ChannelsSchema,
   interval_seconds: z.number().int(),
-  cooldown_seconds: z.number().int(),
+  repeat_interval_seconds: z.number().int(),
   enabled: z.boolean(),
+  failure_threshold: z.number().int(),
+  success_threshold: z.number().int(),
+  error_threshold: z.number().int(),
+  notify_on_resolved: z.boolean(),
+  labels: z.record(z.string(), z.string()),
+  severity: z.enum(SEVERITIES),
+  state: z.enum(ALERT_STATES).openapi({
+    description: "`pending`: matching, fewer times in a row than failure_threshold; `firing`: an " +
+      "episode is open; `error`: error_threshold evaluations in a row could not be made",
+  }),
+  state_since: Timestamp,
+  failing_since: Timestamp.nullable().openapi({
+    description: "When the current run of matching evaluations began",
+  }),
+  counts: z.object({
+    consecutive_failures: z.number().int(),
+    consecutive_successes: z.number().int(),
+    consecutive_errors: z.number().int(),
+  }),
+  episode: EpisodeSchema.nullable().openapi({ description: "The open episode, if any" }),
   last_fired_at: Timestamp.nullable(),
   last_evaluated_at: Timestamp.nullable(),
   next_eval_at: Timestamp,
   created_at: Timestamp,
   updated_at: Timestamp,
 }).openapi("Alert");
+
+/** An alert as answered: its lifecycle's bookkeeping stays inside. */
+function publicAlert(alert: Alert): z.output<typeof AlertSchema> {
+  const {
+    consecutive_failures,
+    consecutive_successes,
+    consecutive_errors,
+    owed_notification: _owed,
+    error_notified: _told,
+    episode_id: _e,
+    episode,
+    channels,
+    ...rest
+  } = alert;
+  return {
+    ...rest,
+    channels: channels as z.output<typeof ChannelsSchema>,
+    counts: { consecutive_failures, consecutive_successes, consecutive_errors },
+    episode: episode
+      ? {
+        id: episode.id,
+        started_at: episode.started_at,
+        acknowledged_at: episode.acknowledged_at,
+        acknowledged_by: episode.acknowledged_by,
+        ack_note: episode.ack_note,
+      }
+      : null,
+  };
+}
 
 const DeliverySummarySchema = z.object({
   id: z.uuid(),
@@ -79,8 +144,13 @@ const DeliverySummarySchema = z.object({
 const EvaluationSchema = z.object({
   value: z.unknown(),
   matched: z.boolean(),
-  fired: z.boolean(),
-  suppressed_by: z.enum(["cooldown", "content"]).optional(),
+  state: z.enum(ALERT_STATES),
+  transitions: z.array(z.object({ from: z.enum(ALERT_STATES), to: z.enum(ALERT_STATES) })),
+  notifications: z.array(z.object({ kind: z.enum(NOTIFICATION_KINDS), silenced: z.boolean() })),
+  fired: z.boolean().openapi({ description: "A firing or repeat notification went out" }),
+  suppressed_by: z.enum(["pending", "repeat_interval", "acknowledged", "silence", "content"])
+    .optional().openapi({ description: "Why a match notified nobody now" }),
+  episode_id: z.uuid().nullable(),
   deliveries: z.array(DeliverySummarySchema),
   error: z.string().optional().openapi({ description: "Why the condition could not be evaluated" }),
 }).openapi("Evaluation");
@@ -90,6 +160,9 @@ const DeliverySchema = z.object({
   alert_id: z.uuid().nullable(),
   channel: z.enum(CHANNELS),
   status: z.enum(DELIVERY_STATUSES),
+  suppressed_by: z.enum(["content", "silence"]).nullable().openapi({
+    description: "Why a suppressed delivery was not sent",
+  }),
   attempts: z.number().int(),
   last_error: z.string().nullable(),
   maybe_sent: z.boolean().openapi({
@@ -168,6 +241,14 @@ export function alertsRoutes(deps: AlertsDeps) {
         errors.push({ path: "channels.webhook.url", message: error.message });
       }
     }
+    if (channels?.slack?.webhook_url) {
+      try {
+        await assertOutboundAllowed(new URL(channels.slack.webhook_url), deps.policy);
+      } catch (error) {
+        if (!(error instanceof CallerError)) throw error;
+        errors.push({ path: "channels.slack.webhook_url", message: error.message });
+      }
+    }
     if (errors.length) throw Problem.invalid(errors);
   }
 
@@ -180,7 +261,8 @@ export function alertsRoutes(deps: AlertsDeps) {
     channels: z.output<typeof ChannelsSchema>,
     previous?: StoredChannels,
   ): Promise<{ channels: StoredChannels; plaintext?: string; generated: boolean }> {
-    const { webhook, ...rest } = channels;
+    const { webhook, slack, pagerduty, ...others } = channels;
+    const rest = { ...others, ...await chatSecrets(slack, pagerduty, previous) };
     if (!webhook) return { channels: rest, generated: false };
     const kept = webhook.secret === undefined ? previous?.webhook : undefined;
     if (kept && isSealed(kept.secret)) {
@@ -196,12 +278,70 @@ export function alertsRoutes(deps: AlertsDeps) {
   }
 
   /**
+   * Slack's webhook URL and PagerDuty's routing key, as stored: the value given, sealed; left
+   * out, the stored one (sealed now if a row kept it in clear); left out with none stored, a 422.
+   */
+  async function chatSecrets(
+    slack: z.output<typeof ChannelsSchema>["slack"],
+    pagerduty: z.output<typeof ChannelsSchema>["pagerduty"],
+    previous?: StoredChannels,
+  ): Promise<Pick<StoredChannels, "slack" | "pagerduty">> {
+    const out: Pick<StoredChannels, "slack" | "pagerduty"> = {};
+    const errors: FieldError[] = [];
+    if (slack) {
+      const kept = slack.webhook_url === undefined ? previous?.slack : undefined;
+      const webhook_url = slack.webhook_url ?? kept?.webhook_url;
+      if (kept && isSealed(kept.webhook_url)) out.slack = kept;
+      else if (webhook_url) out.slack = await sealSlack(deps.secrets, { webhook_url });
+      else errors.push({ path: "channels.slack.webhook_url", message: "is required" });
+    }
+    if (pagerduty) {
+      const kept = pagerduty.routing_key === undefined ? previous?.pagerduty : undefined;
+      const routing_key = pagerduty.routing_key ?? kept?.routing_key;
+      if (kept && isSealed(kept.routing_key)) out.pagerduty = kept;
+      else if (routing_key) out.pagerduty = await sealPagerDuty(deps.secrets, { routing_key });
+      else errors.push({ path: "channels.pagerduty.routing_key", message: "is required" });
+    }
+    if (errors.length) throw Problem.invalid(errors);
+    return out;
+  }
+
+  /**
+   * Slack's webhook URL and PagerDuty's routing key are write-only: readers see a hint stored
+   * beside the sealed value (`https://hooks.slack.com/…abcd`, `…abcd`), never the value.
+   */
+  function maskedChat(alert: Alert): Alert {
+    const { slack, pagerduty } = alert.channels;
+    if (!slack && !pagerduty) return alert;
+    const hint = (value: string, stored: string | undefined, of: (v: string) => string) =>
+      stored ?? (isSealed(value) ? "…" : of(value));
+    return {
+      ...alert,
+      channels: {
+        ...alert.channels,
+        ...(slack
+          ? {
+            slack: { webhook_url: hint(slack.webhook_url, slack.webhook_url_hint, slackUrlHint) },
+          }
+          : {}),
+        ...(pagerduty
+          ? {
+            pagerduty: {
+              routing_key: hint(pagerduty.routing_key, pagerduty.routing_key_hint, routingKeyHint),
+            },
+          }
+          : {}),
+      },
+    };
+  }
+
+  /**
    * Webhook secrets are write-only: after creation, readers see a hint such as `whsec_…a1b2`,
    * stored beside the sealed secret (no decryption on reads).
    */
   function masked(alert: Alert): Alert {
     const webhook = alert.channels.webhook;
-    if (!webhook) return alert;
+    if (!webhook) return maskedChat(alert);
     const last4 = webhook.secret_hint ?? (isSealed(webhook.secret) ? "" : webhook.secret.slice(-4));
     return withWebhookSecret(alert, `whsec_…${last4}`);
   }
@@ -209,8 +349,9 @@ export function alertsRoutes(deps: AlertsDeps) {
   /** The alert as answered, its webhook showing `secret` (the plaintext, or its hint). */
   function withWebhookSecret(alert: Alert, secret: string): Alert {
     const webhook = alert.channels.webhook;
-    if (!webhook) return alert;
-    return { ...alert, channels: { ...alert.channels, webhook: { url: webhook.url, secret } } };
+    const out = maskedChat(alert);
+    if (!webhook) return out;
+    return { ...out, channels: { ...out.channels, webhook: { url: webhook.url, secret } } };
   }
 
   async function ownAlert(id: string, p: Principal) {
@@ -257,7 +398,10 @@ export function alertsRoutes(deps: AlertsDeps) {
       }
       // The only answer that shows the webhook secret: not to be cached anywhere.
       c.header("Cache-Control", "no-store");
-      return c.json(stored.plaintext ? withWebhookSecret(alert, stored.plaintext) : alert, 201);
+      return c.json(
+        publicAlert(stored.plaintext ? withWebhookSecret(alert, stored.plaintext) : masked(alert)),
+        201,
+      );
     },
   );
 
@@ -289,7 +433,10 @@ export function alertsRoutes(deps: AlertsDeps) {
       }
       const scope = p.role === "admin" ? user_id : p.userId;
       const rows = await listAlerts(sql, scope, limit + 1, decodeCursor(cursor));
-      return c.json(page(rows.map(masked), limit, (a) => [a.created_at, a.id]), 200);
+      return c.json(
+        page(rows.map((a) => publicAlert(masked(a))), limit, (a) => [a.created_at, a.id]),
+        200,
+      );
     },
   );
 
@@ -303,7 +450,8 @@ export function alertsRoutes(deps: AlertsDeps) {
       request: { params: UuidParam },
       responses: { 200: json(AlertSchema, "The alert"), ...problems(401, 404, 422) },
     }),
-    async (c) => c.json(masked(await ownAlert(c.req.valid("param").id, c.get("principal"))), 200),
+    async (c) =>
+      c.json(publicAlert(masked(await ownAlert(c.req.valid("param").id, c.get("principal")))), 200),
   );
 
   app.openapi(
@@ -325,9 +473,9 @@ export function alertsRoutes(deps: AlertsDeps) {
       const stored = channels ? await withSecret(channels, before.channels) : undefined;
       const changes = stored ? { ...rest, channels: stored.channels } : rest;
       const alert = (await updateAlert(sql, id, changes, clock.now()))!;
-      if (!stored?.generated) return c.json(masked(alert), 200);
+      if (!stored?.generated) return c.json(publicAlert(masked(alert)), 200);
       c.header("Cache-Control", "no-store"); // a new secret, shown this once
-      return c.json(withWebhookSecret(alert, stored.plaintext!), 200);
+      return c.json(publicAlert(withWebhookSecret(alert, stored.plaintext!)), 200);
     },
   );
 
@@ -406,6 +554,98 @@ export function alertsRoutes(deps: AlertsDeps) {
         payload: publicPayload(payload),
       }));
       return c.json(page(items, limit, (d) => [d.created_at, d.id]), 200);
+    },
+  );
+
+  const EventSchema = z.object({
+    id: z.uuid(),
+    episode_id: z.uuid().nullable(),
+    from: z.enum(ALERT_STATES),
+    to: z.enum(ALERT_STATES),
+    value: z.unknown().openapi({ description: "The value that made the transition" }),
+    error: z.string().nullable(),
+    at: Timestamp,
+  }).openapi("AlertEvent");
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/alerts/{id}/events",
+      tags: ["alerts"],
+      summary: "The alert's state transitions, newest first",
+      security: bearerAuth,
+      request: { params: UuidParam, query: PageQuery },
+      responses: { 200: json(pageOf(EventSchema), "A page"), ...problems(401, 404, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { limit, cursor } = c.req.valid("query");
+      await ownAlert(id, c.get("principal"));
+      const rows = await listEvents(sql, id, limit + 1, decodeCursor(cursor));
+      return c.json(
+        page(
+          rows.map((e) => ({ ...e, from: e.from as AlertState, to: e.to as AlertState })),
+          limit,
+          (e) => [e.at, e.id],
+        ),
+        200,
+      );
+    },
+  );
+
+  const AckBody = z.object({
+    note: z.string().trim().min(1).max(1000).optional().openapi({
+      description: "What you are doing about it",
+    }),
+  }).strict();
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/alerts/{id}/ack",
+      tags: ["alerts"],
+      summary: "Acknowledge the firing episode: no repeats until it ends",
+      security: bearerAuth,
+      request: {
+        params: UuidParam,
+        body: { required: false, content: { "application/json": { schema: AckBody } } },
+      },
+      responses: { 200: json(AlertSchema, "The alert"), ...problems(400, 401, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { note } = (c.req.valid("json") ?? {}) as { note?: string };
+      const p = c.get("principal");
+      await ownAlert(id, p);
+      const done = await acknowledge(sql, id, {
+        by: p.userId,
+        note: note ?? null,
+        at: clock.now(),
+      });
+      if (!done) {
+        throw Problem.conflict(`Alert ${id} is not firing: there is nothing to acknowledge.`);
+      }
+      return c.json(publicAlert(masked((await getAlert(sql, id))!)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/alerts/{id}/ack",
+      tags: ["alerts"],
+      summary: "Take the acknowledgement back: repeats resume",
+      security: bearerAuth,
+      request: { params: UuidParam },
+      responses: { 200: json(AlertSchema, "The alert"), ...problems(401, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      await ownAlert(id, c.get("principal"));
+      if (!await acknowledge(sql, id, null)) {
+        throw Problem.conflict(`Alert ${id} is not firing: there is no acknowledgement.`);
+      }
+      return c.json(publicAlert(masked((await getAlert(sql, id))!)), 200);
     },
   );
 

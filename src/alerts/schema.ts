@@ -69,38 +69,134 @@ export const WebhookSchema = z.object({
     }),
 }).strict();
 
+/** What GET shows of a stored secret ("…abcd"): never a value to store. */
+const notMasked = (v: string) => !v.includes("…") && !v.includes("%E2%80%A6");
+const KEEP = "leave it out to keep the stored one";
+
+export const SlackSchema = z.object({
+  webhook_url: z.url({ protocol: /^https$/, error: "must be an https URL" }).max(2048)
+    .refine(notMasked, `is the masked form shown by GET, not a URL: ${KEEP}`)
+    .optional().openapi({
+      description: "Slack incoming-webhook URL (https://hooks.slack.com/services/…), a secret: " +
+        `stored encrypted, shown masked; required when Slack is first set, ${KEEP}`,
+    }),
+}).strict();
+
+export const PagerDutySchema = z.object({
+  routing_key: z.string().regex(
+    /^[A-Za-z0-9]{32}$/,
+    `must be the 32-character integration key of an Events API v2 integration (${KEEP})`,
+  ).optional().openapi({
+    description: "Events API v2 integration (routing) key, a secret: stored encrypted, shown " +
+      `masked; required when PagerDuty is first set, ${KEEP}`,
+  }),
+}).strict();
+
 export const ChannelsSchema = z.object({
   inapp: z.boolean().default(true),
   email: z.boolean().default(false),
   webhook: WebhookSchema.nullable().optional(),
-}).strict().refine((c) => c.inapp || c.email || c.webhook, "at least one channel must be on")
-  .openapi("AlertChannels");
+  slack: SlackSchema.nullable().optional(),
+  pagerduty: PagerDutySchema.nullable().optional(),
+}).strict().refine(
+  (c) => c.inapp || c.email || c.webhook || c.slack || c.pagerduty,
+  "at least one channel must be on",
+).openapi("AlertChannels");
 
 export type Channels = {
   inapp: boolean;
   email: boolean;
   webhook?: { url: string; secret: string } | null;
+  slack?: { webhook_url?: string } | null;
+  pagerduty?: { routing_key?: string } | null;
 };
+
+const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,99}$/;
+
+export const LabelsSchema = z.record(
+  z.string().regex(LABEL_NAME, "label names are [A-Za-z_][A-Za-z0-9_]*, at most 100 characters"),
+  z.string().max(256, "label values are at most 256 characters"),
+).refine((l) => Object.keys(l).length <= 20, "at most 20 labels").openapi({
+  description: 'For silences and routing, e.g. {"service": "checkout", "team": "web"}',
+});
+
+export const SEVERITIES = ["critical", "warning", "info"] as const;
+const threshold = (what: string) => z.number().int().min(1).max(100).openapi({ description: what });
 
 export const AlertFields = {
   name: z.string().trim().min(1, "must not be empty").max(200),
   condition: ConditionSchema,
   channels: ChannelsSchema,
   interval_seconds: z.number().int().min(60, "must be at least 60").max(86_400),
-  cooldown_seconds: z.number().int().min(0).max(30 * 86_400),
+  repeat_interval_seconds: z.number().int().min(0).max(30 * 86_400).openapi({
+    description: "While an episode fires (and is not acknowledged), a reminder this often; " +
+      "0: none. `cooldown_seconds` is accepted as an alias",
+  }),
   enabled: z.boolean(),
+  failure_threshold: threshold("Matching evaluations in a row before it fires"),
+  success_threshold: threshold("Non-matching evaluations in a row before it resolves"),
+  error_threshold: threshold("Evaluations in a row that fail before the `error` state"),
+  notify_on_resolved: z.boolean().openapi({ description: "Send a resolved message" }),
+  labels: LabelsSchema,
+  severity: z.enum(SEVERITIES),
 };
+
+/** `cooldown_seconds`, the name before the lifecycle, still means the repeat interval. */
+const withCooldownAlias = <
+  T extends { repeat_interval_seconds?: number; cooldown_seconds?: number },
+>(
+  body: T,
+  ctx: z.RefinementCtx,
+) => {
+  const { cooldown_seconds, repeat_interval_seconds } = body;
+  if (
+    cooldown_seconds !== undefined && repeat_interval_seconds !== undefined &&
+    cooldown_seconds !== repeat_interval_seconds
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["cooldown_seconds"],
+      message: "is the old name of repeat_interval_seconds: give one of them",
+    });
+  }
+};
+// Run even when other fields are wrong, so that a 422 lists every problem at once.
+const isObject = (payload: { value: unknown }) =>
+  typeof payload.value === "object" && payload.value !== null;
+const cooldownAlias = AlertFields.repeat_interval_seconds.optional().openapi({
+  description: "Deprecated alias of repeat_interval_seconds",
+});
 
 export const CreateAlertSchema = z.object({
   ...AlertFields,
   channels: ChannelsSchema.default({ inapp: true, email: false }),
   interval_seconds: AlertFields.interval_seconds.default(60),
-  cooldown_seconds: AlertFields.cooldown_seconds.default(86_400),
+  repeat_interval_seconds: AlertFields.repeat_interval_seconds.optional(),
+  cooldown_seconds: cooldownAlias,
   enabled: AlertFields.enabled.default(true),
+  failure_threshold: AlertFields.failure_threshold.default(1),
+  success_threshold: AlertFields.success_threshold.default(1),
+  error_threshold: AlertFields.error_threshold.default(3),
+  notify_on_resolved: AlertFields.notify_on_resolved.default(true),
+  labels: LabelsSchema.default({}),
+  severity: AlertFields.severity.default("warning"),
   user_id: z.uuid().optional().openapi({ description: "Admins only: create it for this user" }),
-}).strict().openapi("CreateAlert");
+}).strict().check(z.superRefine(withCooldownAlias, { when: isObject })).transform((
+  { cooldown_seconds, ...rest },
+) => ({
+  ...rest,
+  repeat_interval_seconds: rest.repeat_interval_seconds ?? cooldown_seconds ?? 86_400,
+})).openapi("CreateAlert");
 
-export const PatchAlertSchema = z.object(AlertFields).partial().strict().openapi("PatchAlert");
+export const PatchAlertSchema = z.object({ ...AlertFields, cooldown_seconds: cooldownAlias })
+  .partial().strict().check(z.superRefine(withCooldownAlias, { when: isObject })).transform((
+    { cooldown_seconds, ...rest },
+  ) =>
+    cooldown_seconds === undefined ? rest : {
+      ...rest,
+      repeat_interval_seconds: rest.repeat_interval_seconds ?? cooldown_seconds,
+    }
+  ).openapi("PatchAlert");
 
 export function newWebhookSecret(): string {
   return "whsec_" + btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));

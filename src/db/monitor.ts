@@ -19,6 +19,8 @@ export interface DatabaseMonitorDeps {
   /** How long a ping or a read may take before the database counts as down. */
   timeoutMs: number;
   dlqCounts: () => Promise<Record<DlqState, number>>;
+  /** Alerts by lifecycle state (alerts_by_state). */
+  alertStates?: () => Promise<Record<string, number>>;
   pool?: PoolStats;
   poolMax: number;
 }
@@ -60,6 +62,10 @@ export class DatabaseMonitor {
       metrics.databasePing.set((performance.now() - started) / 1000);
       const counts = await withinMs(this.deps.dlqCounts(), timeoutMs, "DLQ counts");
       for (const state of DLQ_STATES) metrics.dlqEntries.set({ state }, counts[state]);
+      if (this.deps.alertStates) {
+        const states = await withinMs(this.deps.alertStates(), timeoutMs, "alert states");
+        for (const [state, n] of Object.entries(states)) metrics.alertsByState.set({ state }, n);
+      }
       this.deps.metrics.databaseLastRead.set(Date.now() / 1000);
       this.#set(true);
       await this.#connections();

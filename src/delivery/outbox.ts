@@ -47,18 +47,19 @@ export async function enqueue(
   tx: TransactionSql,
   intent: DeliveryIntent,
   now: Date,
-  options: { serialized: boolean; leaseUntil: Date },
+  options: {
+    serialized: boolean;
+    leaseUntil: Date;
+    /** Record the intent without sending it (a silence): listed in the history, never sent. */
+    silenced?: boolean;
+  },
 ): Promise<Enqueued> {
   if (intent.channels.length === 0) return { suppressed: false, deliveries: [] };
   const hash = contentHash(intent.dedupKey);
+  if (options.silenced) return await recordSilenced(tx, intent, hash, now);
   if (!options.serialized) await tx`select pg_advisory_xact_lock(hashtextextended(${hash}, 0))`;
   const since = new Date(now.getTime() - DEDUP_WINDOW_MS);
-  const rows = intent.channels.map(({ channel, extra }) => ({
-    id: crypto.randomUUID(),
-    token: crypto.randomUUID(),
-    channel,
-    payload: { ...intent.payload, ...extra } as DeliveryPayload,
-  }));
+  const rows = rowsOf(intent);
   // The duplicate check is part of the insert: a statement that starts once the lock (or the
   // caller's row lock) is held, so its snapshot includes what a concurrent writer committed.
   const inserted = await tx<{ id: string; status: "pending" | "suppressed" }[]>`
@@ -70,9 +71,10 @@ export async function enqueue(
       ) as found
     )
     insert into alert_deliveries (id, alert_id, user_id, channel, content_hash, payload, status,
-                                  lease_token, lease_until, created_at)
+                                  suppressed_by, lease_token, lease_until, created_at)
     select r.id, ${intent.alertId}::uuid, ${intent.userId}::uuid, r.channel, ${hash}, r.payload,
            case when duplicate.found then 'suppressed' else 'pending' end,
+           case when duplicate.found then 'content' end,
            case when duplicate.found then null else r.token end,
            case when duplicate.found then null else ${options.leaseUntil}::timestamptz end,
            ${now}
@@ -80,7 +82,41 @@ export async function enqueue(
     tx.json(rows as never)
   }) as r(id uuid, token uuid, channel text, payload jsonb)
     returning id, status`;
-  const status = inserted[0].status;
+  return enqueued(intent, rows, inserted[0].status, now);
+}
+
+/** Rows written as suppressed by a silence: in the history ("why was I not notified"), unsent. */
+async function recordSilenced(
+  tx: TransactionSql,
+  intent: DeliveryIntent,
+  hash: string,
+  now: Date,
+): Promise<Enqueued> {
+  const rows = rowsOf(intent);
+  await tx`
+    insert into alert_deliveries (id, alert_id, user_id, channel, content_hash, payload, status,
+                                  suppressed_by, created_at)
+    select r.id, ${intent.alertId}::uuid, ${intent.userId}::uuid, r.channel, ${hash}, r.payload,
+           'suppressed', 'silence', ${now}
+    from jsonb_to_recordset(${tx.json(rows as never)}) as r(id uuid, channel text, payload jsonb)`;
+  return enqueued(intent, rows, "suppressed", now);
+}
+
+function rowsOf(intent: DeliveryIntent) {
+  return intent.channels.map(({ channel, extra }) => ({
+    id: crypto.randomUUID(),
+    token: crypto.randomUUID(),
+    channel,
+    payload: { ...intent.payload, ...extra } as DeliveryPayload,
+  }));
+}
+
+function enqueued(
+  intent: DeliveryIntent,
+  rows: ReturnType<typeof rowsOf>,
+  status: "pending" | "suppressed",
+  now: Date,
+): Enqueued {
   return {
     suppressed: status === "suppressed",
     deliveries: rows.map((r) => ({

@@ -27,12 +27,16 @@ export const DEFAULT_SCHEDULE: DeliverySchedule = {
  * How long after a delivery was created its key still de-duplicates at the provider. A delivery
  * whose earlier attempt may have arrived is re-sent only inside this window: Resend keeps keys
  * for 24 h; webhook receivers must keep `webhook-id`s for 72 h (the documented contract);
- * in-app notifications are unique by delivery id in our own database, forever.
+ * in-app notifications are unique by delivery id in our own database, forever. Slack's incoming
+ * webhooks take no key at all (0: a send without an answer is `uncertain`, never re-sent);
+ * PagerDuty folds events with one `dedup_key` (the episode) into one alert (24 h).
  */
 export const IDEMPOTENCY_WINDOW_MS: Record<Channel, number> = {
   inapp: Infinity,
   email: 24 * HOUR,
   webhook: 72 * HOUR,
+  slack: 0,
+  pagerduty: 24 * HOUR,
 };
 
 /** The longest a provider's `Retry-After` (or any computed delay) may push a retry out. */

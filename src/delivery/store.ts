@@ -33,6 +33,8 @@ export interface DeliveryRow {
   user_id: string;
   channel: Channel;
   status: DeliveryStatus;
+  /** Why a suppressed delivery was not sent: a duplicate of its content, or a silence. */
+  suppressed_by: "content" | "silence" | null;
   attempts: number;
   last_error: string | null;
   maybe_sent: boolean;
@@ -77,8 +79,8 @@ export async function deliveriesOfAlert(
   after?: Cursor,
 ): Promise<DeliveryRow[]> {
   return await sql<DeliveryRow[]>`
-    select d.id, d.alert_id, d.user_id, d.channel, d.status, d.attempts, d.last_error,
-           d.maybe_sent, d.payload, d.created_at, d.delivered_at,
+    select d.id, d.alert_id, d.user_id, d.channel, d.status, d.suppressed_by, d.attempts,
+           d.last_error, d.maybe_sent, d.payload, d.created_at, d.delivered_at,
            (select json_build_object('id', q.id, 'state', q.state, 'retry_count', q.retry_count,
                                      'next_retry_at', q.next_retry_at)
               from alert_dlq q where q.delivery_id = d.id) as dlq,

@@ -1,15 +1,28 @@
 /** Deliveries: one message to one user through one channel, sent at least once, recorded exactly. */
 
-export const CHANNELS = ["inapp", "email", "webhook"] as const;
+export const CHANNELS = ["inapp", "email", "webhook", "slack", "pagerduty"] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 /** What every channel sends; stored with the delivery, so a retry sends the same thing. */
 export interface DeliveryPayload {
-  type: "alert.fired" | "alertmanager.firing" | "alertmanager.resolved";
+  type:
+    | "alert.fired"
+    | "alert.repeat"
+    | "alert.resolved"
+    | "alert.error"
+    | "alertmanager.firing"
+    | "alertmanager.resolved";
   source: "rule" | "alertmanager";
+  /** Which notification of the lifecycle (src/alerts/lifecycle.ts) this is. */
+  kind?: "firing" | "resolved" | "repeat" | "error";
   title: string;
   message: string;
   alert: { id: string; name: string } | null;
+  severity?: "critical" | "warning" | "info";
+  /** The episode it belongs to: PagerDuty's dedup_key, "since when" and "for how long". */
+  episode?: { id: string; started_at: string; ended_at?: string; duration_seconds?: number };
+  /** An `error` notification that says evaluation works again. */
+  recovery?: boolean;
   value?: unknown;
   condition?: unknown;
   labels?: Record<string, string>;

@@ -5,6 +5,7 @@
  */
 import process from "node:process";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ALERT_STATES, ALERT_TRANSITIONS, NOTIFICATION_KINDS } from "../alerts/lifecycle.ts";
 import { DLQ_STATES } from "../delivery/store.ts";
 import { CHANNELS } from "../delivery/types.ts";
 
@@ -135,6 +136,29 @@ export function createMetrics() {
       labelNames: ["result"] as const,
       registers,
     }),
+    alertsByState: new Gauge({
+      name: "alerts_by_state",
+      help: "Alerts by lifecycle state (read from the database in the background).",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+    alertTransitions: new Counter({
+      name: "alert_transitions_total",
+      help: "Alert state transitions, by from and to state.",
+      labelNames: ["from", "to"] as const,
+      registers,
+    }),
+    alertNotifications: new Counter({
+      name: "alert_notifications_total",
+      help: "Alert notifications written to the outbox, by kind (firing, resolved, repeat, error).",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    silencedNotifications: new Counter({
+      name: "silenced_notifications_total",
+      help: "Alert notifications a silence held back (recorded, not sent).",
+      registers,
+    }),
     alertsFired: new Counter({
       name: "alerts_fired_total",
       help: "Alert firings that produced deliveries.",
@@ -251,6 +275,10 @@ export function createMetrics() {
     metrics.deliveryDuration.zero({ channel });
   }
   metrics.alertsFired.inc(0);
+  metrics.silencedNotifications.inc(0);
+  for (const state of ALERT_STATES) metrics.alertsByState.set({ state }, 0);
+  for (const kind of NOTIFICATION_KINDS) metrics.alertNotifications.inc({ kind }, 0);
+  for (const [from, to] of ALERT_TRANSITIONS) metrics.alertTransitions.inc({ from, to }, 0);
   for (const reason of ["api_key", "auth_failures"]) metrics.rateLimited.inc({ reason }, 0);
   for (const state of ["in_use", "idle"]) metrics.databaseConnections.set({ state }, 0);
   for (const outcome of ["recipients", "admins", "dropped"]) {

@@ -1,8 +1,8 @@
 /**
- * Re-encryption of the secrets at rest, run at start-up: every webhook secret and agent
- * Authorization header that is a plaintext (written before encryption) or sealed with another
- * key than VIGIL_SECRET_KEY (one of VIGIL_SECRET_KEY_PREVIOUS) is sealed again with the current
- * key, in batches.
+ * Re-encryption of the secrets at rest, run at start-up: every webhook secret, Slack webhook URL,
+ * PagerDuty routing key and agent Authorization header that is a plaintext (written before
+ * encryption) or sealed with another key than VIGIL_SECRET_KEY (one of VIGIL_SECRET_KEY_PREVIOUS)
+ * is sealed again with the current key, in batches.
  *
  * Safe with replicas doing the same at the same time: each row is replaced only if it still holds
  * the value that was read (a compare-and-set), so a row changed meanwhile — by another replica,
@@ -18,6 +18,9 @@ import {
   replaceAgentCredential,
 } from "../agents/store.ts";
 import {
+  CHANNEL_SECRETS,
+  channelSecretsNotSealedWith,
+  replaceChannelSecret,
   replaceWebhookSecret,
   WEBHOOK_SECRET,
   webhookSecretsNotSealedWith,
@@ -35,6 +38,8 @@ export interface ReencryptCounts {
 
 export interface ReencryptResult {
   webhookSecrets: ReencryptCounts;
+  slackWebhookUrls: ReencryptCounts;
+  pagerdutyRoutingKeys: ReencryptCounts;
   agentCredentials: ReencryptCounts;
 }
 
@@ -64,6 +69,29 @@ export async function reencryptSecrets(
         message: error.message,
       }),
   );
+  // Slack webhook URLs and PagerDuty routing keys: one walk each, in CHANNEL_SECRETS' order.
+  const channelSecrets: ReencryptCounts[] = [];
+  for (const field of CHANNEL_SECRETS) {
+    channelSecrets.push(
+      await inBatches(
+        (after) => channelSecretsNotSealedWith(sql, field, prefix, after, batch),
+        (row) => row.id,
+        batch,
+        async (row) => {
+          const plaintext = await keyring.open(row.secret, field.purpose);
+          const sealed = await keyring.seal(plaintext, field.purpose);
+          const hint = field.hint(plaintext);
+          return await replaceChannelSecret(sql, field, row.id, row.secret, sealed, hint);
+        },
+        (row, error) =>
+          logger?.warn(`cannot re-encrypt the ${field.name} of alert {alert_id}: {message}`, {
+            alert_id: row.id,
+            message: error.message,
+          }),
+      ),
+    );
+  }
+  const [slackWebhookUrls, pagerdutyRoutingKeys] = channelSecrets;
   const agentCredentials = await inBatches(
     (after) => agentCredentialsNotSealedWith(sql, prefix, after, batch),
     (row) => row.name,
@@ -79,11 +107,13 @@ export async function reencryptSecrets(
         message: error.message,
       }),
   );
-  const result = { webhookSecrets, agentCredentials };
-  if (webhookSecrets.resealed + agentCredentials.resealed > 0) {
+  const result = { webhookSecrets, slackWebhookUrls, pagerdutyRoutingKeys, agentCredentials };
+  if (Object.values(result).some((counts) => counts.resealed > 0)) {
     logger?.info("re-encrypted secrets with key {key_id}", {
       key_id: keyring.currentId,
       webhook_secrets: webhookSecrets.resealed,
+      slack_webhook_urls: slackWebhookUrls.resealed,
+      pagerduty_routing_keys: pagerdutyRoutingKeys.resealed,
       agent_credentials: agentCredentials.resealed,
     });
   }

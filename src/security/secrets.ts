@@ -25,7 +25,11 @@ const IV_BYTES = 12;
 const KEY_BYTES = 32;
 
 /** What a sealed value is for: part of its authenticated data. */
-export type Purpose = "alerts.webhook.secret" | "agents.authorization";
+export type Purpose =
+  | "alerts.webhook.secret"
+  | "alerts.slack.webhook_url"
+  | "alerts.pagerduty.routing_key"
+  | "agents.authorization";
 
 /** A stored value that cannot be opened: unknown key, altered, or not a sealed value at all. */
 export class SecretError extends Error {

@@ -18,10 +18,19 @@ import type { Sql } from "../../db/database.ts";
 import { WEBHOOK_SECRET } from "../../alerts/store.ts";
 import type { Secrets } from "../../security/secrets.ts";
 import { retryAfterMs } from "./email.ts";
+import { alertSecret, type SecretField } from "./alert_secret.ts";
 import { type Delivery, type Sender, type SendResult, timeLeft } from "../types.ts";
 
 /** fetch's cause when the connection was never made (refused, unreachable): nothing was sent. */
 const NOT_CONNECTED = /client error \(Connect\)/;
+
+const SIGNING_SECRET: SecretField = {
+  channel: "webhook",
+  field: "secret",
+  purpose: WEBHOOK_SECRET,
+  label: "webhook",
+  secretName: "signing secret",
+};
 
 /** The JSON body a webhook receives. */
 export function webhookBody(delivery: Delivery): string {
@@ -49,23 +58,12 @@ export function webhookSender(
     status: () => ({ status: "up" }),
     async send(delivery, ctx): Promise<SendResult> {
       const url = delivery.payload.webhook_url;
-      const [alert] = delivery.alert_id
-        ? await sql<{ secret: string | null }[]>`
-            select channels -> 'webhook' ->> 'secret' as secret from alerts where id = ${delivery.alert_id}`
-        : [];
-      if (!url || !alert?.secret) {
+      if (!url) {
         return { outcome: "failed", permanent: true, error: "the alert or its webhook is gone" };
       }
-      let secret: string;
-      try {
-        secret = await secrets.open(alert.secret, WEBHOOK_SECRET);
-      } catch (error) {
-        return {
-          outcome: "failed",
-          permanent: false,
-          error: `webhook: cannot decrypt the signing secret: ${(error as Error).message}`,
-        };
-      }
+      const opened = await alertSecret(sql, secrets, delivery, SIGNING_SECRET);
+      if ("failure" in opened) return opened.failure;
+      const secret = opened.value;
       const timeout = timeLeft(ctx, timeoutMs);
       if (timeout <= 0) return { outcome: "not_sent", error: "no time left in this batch" };
       const body = webhookBody(delivery);
