@@ -96,7 +96,13 @@ const EnvSchema = z.object({
   DB_POOL_SIZE: int(1, 100).default(10),
   // How long vigil waits for the database (connecting, a ping) before it counts as unavailable.
   DB_TIMEOUT_MS: int(500, 120_000).default(5000),
-  LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default("info"),
+  // "warn" is what every log line says of itself ("level":"warn"): both are accepted.
+  LOG_LEVEL: z.preprocess(
+    (v) => (v === "warn" ? "warning" : v),
+    z.enum(["debug", "info", "warning", "error"], {
+      error: "must be debug, info, warn (or warning) or error",
+    }),
+  ).default("info"),
   ADMIN_API_KEY: z.string().regex(
     /^vgl_[A-Za-z0-9_-]{32,}$/,
     "must be vgl_ followed by at least 32 characters",

@@ -61,7 +61,18 @@ Deno.test("config: a bad value is one line naming the variable", async (t) => {
       { DATABASE_URL: "mysql://x" },
       'invalid configuration: DATABASE_URL must be a postgres:// connection URL (got "***")',
     ],
-    [{ LOG_LEVEL: "loud" }, "invalid configuration: LOG_LEVEL"],
+    [
+      { LOG_LEVEL: "loud" },
+      "invalid configuration: LOG_LEVEL must be debug, info, warn (or warning) or error",
+    ],
+    [
+      { OTEL_TRACES_SAMPLER_ARG: "2" },
+      'invalid configuration: OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1 (got "2")',
+    ],
+    [
+      { OTEL_TRACES_SAMPLER: "sometimes" },
+      "invalid configuration: OTEL_TRACES_SAMPLER",
+    ],
     [
       { ALLOW_PRIVATE_TARGETS: "maybe" },
       "invalid configuration: ALLOW_PRIVATE_TARGETS must be true or false",
@@ -118,4 +129,9 @@ Deno.test("config: a bad value is one line naming the variable", async (t) => {
       assertEquals(error.message.includes("\n"), false);
     });
   }
+});
+
+Deno.test("config: LOG_LEVEL takes warn, the word every log line uses, as well as warning", () => {
+  assertEquals(loadConfig({ LOG_LEVEL: "warn" }).LOG_LEVEL, "warning");
+  assertEquals(loadConfig({ LOG_LEVEL: "warning" }).LOG_LEVEL, "warning");
 });

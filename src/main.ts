@@ -5,7 +5,7 @@
 import { createApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
-import { openDatabase } from "./db/database.ts";
+import { openDatabase, type Sql } from "./db/database.ts";
 import { tolerateStrayConnectionErrors } from "./db/connection_errors.ts";
 import { migrate } from "./db/migrate.ts";
 import { scheduleJobs } from "./jobs/scheduler.ts";
@@ -41,6 +41,69 @@ async function keysOrExit(config: Config): Promise<ResolvedKeys> {
   }
 }
 
+/**
+ * Binds HOST:PORT, answering 503 until `ready` hands it the app; a port in use (or not allowed)
+ * is one line on stderr, naming it, and exit 1.
+ */
+function listenOrExit(config: Config) {
+  let handler: Deno.ServeHandler = () =>
+    Response.json(
+      {
+        type: "urn:vigil:problem:unavailable",
+        title: "Service Unavailable",
+        status: 503,
+        detail: "vigil is starting",
+      },
+      { status: 503, headers: { "content-type": "application/problem+json", "Retry-After": "1" } },
+    );
+  try {
+    const server = Deno.serve(
+      { hostname: config.HOST, port: config.PORT, onListen: () => {} },
+      (req, info) => handler(req, info),
+    );
+    return {
+      ready(app: Deno.ServeHandler): Deno.HttpServer<Deno.NetAddr> {
+        handler = app;
+        return server;
+      },
+    };
+  } catch (error) {
+    const where = `${config.HOST}:${config.PORT}`;
+    const why = error instanceof Deno.errors.AddrInUse
+      ? `${where} is already in use (another vigil?); start with another port, e.g. PORT=${
+        config.PORT + 1
+      }`
+      : `cannot listen on ${where}: ${(error as Error).message}`;
+    Deno.stderr.writeSync(new TextEncoder().encode(`vigil: ${why}\n`));
+    Deno.exit(1);
+  }
+}
+
+/** host:port of DATABASE_URL (never its password), or the embedded database's directory. */
+function databaseAddress(config: Config): string {
+  if (!config.DATABASE_URL) return `embedded, in ${config.DATA_DIR}`;
+  const url = new URL(config.DATABASE_URL);
+  return `${url.hostname}:${url.port || 5432}${url.pathname}`;
+}
+
+/** The database answers a query, or one line naming where it was looked for, and exit 1. */
+async function databaseOrExit(db: { sql: Sql; close(): Promise<void> }, config: Config) {
+  try {
+    await db.sql`select 1`;
+  } catch (error) {
+    const reason = (error as { code?: string }).code ?? (error as Error).message;
+    closeLogging();
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `vigil: cannot reach the database at ${databaseAddress(config)}: ${
+          (error as Error).message || reason
+        } (DATABASE_URL, DB_TIMEOUT_MS)\n`,
+      ),
+    );
+    Deno.exit(1);
+  }
+}
+
 async function main() {
   const config = configOrExit();
   // Who this replica is, in its log lines, its spans and its database connections.
@@ -50,6 +113,9 @@ async function main() {
     identity: { service: config.OTEL_SERVICE_NAME, version: VERSION, instance },
   });
   const logger = rootLogger;
+  // The port first, before anything is created or printed (a database, an admin key): a busy
+  // port stops start-up here, named. Until vigil is ready it answers 503 "starting".
+  const listener = listenOrExit(config);
   const keys = await keysOrExit(config);
   if (keys.source.kind === "file") {
     const fields = { path: keys.source.path, key_id: keys.keyring.currentId };
@@ -74,8 +140,16 @@ async function main() {
     logger.warn("/metrics is off: set METRICS_TOKEN for Prometheus (or METRICS_PUBLIC=true)");
   }
 
+  if (config.VIGIL_ENV === "production" && !config.DATABASE_URL) {
+    logger.warn(
+      "production on the embedded database (one connection, one process): set DATABASE_URL " +
+        "to a PostgreSQL server",
+      { data_dir: config.DATA_DIR },
+    );
+  }
   const db = await openDatabase(config, `vigil ${instance}`);
-  logger.info("database connected ({kind})", { kind: db.kind });
+  await databaseOrExit(db, config);
+  logger.info("database connected ({kind})", { kind: db.kind, at: databaseAddress(config) });
   await migrate(db.sql, logger.child("db"));
   await bootstrapAdmin(db.sql, config, clock, logger.child("users"));
 
@@ -110,12 +184,9 @@ async function main() {
   );
 
   const app = createApp({ ...services, startedAt });
-  const server = Deno.serve({
-    hostname: config.HOST,
-    port: config.PORT,
-    onListen: ({ hostname, port }) =>
-      logger.info("listening on http://{hostname}:{port}", { hostname, port }),
-  }, app.fetch);
+  const server = listener.ready(app.fetch);
+  const { hostname, port } = server.addr;
+  logger.info("listening on http://{hostname}:{port}", { hostname, port });
   scheduleJobs(services.jobs, { ...services, logger: logger.child("jobs") });
 
   // A graceful stop: no new requests, jobs or claims; in-flight requests and sends finish and

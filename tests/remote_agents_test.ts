@@ -284,3 +284,25 @@ dbTest(
     assertEquals(injected.status, 422);
   },
 );
+
+dbTest("remote agents: an agent that is down is named, with its URL and why", async (_t, db) => {
+  const { request } = await testApp(db);
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  taken.close(); // nothing listens there
+  assertEquals(
+    (await request("POST", "/v1/agents", {
+      body: { name: "ledger", url: `http://127.0.0.1:${port}/agent`, capabilities: ["ledger.sum"] },
+    })).status,
+    201,
+  );
+  await request("POST", "/v1/patterns", {
+    body: { id: "sum", steps: [{ capability: "ledger.sum", args: {}, as: "s" }] },
+  });
+  const run = await request("POST", "/v1/patterns/sum/run", { body: {} });
+  assertEquals(run.body.status, "error");
+  assertEquals(
+    run.body.trace[0].error,
+    `agent "ledger" at http://127.0.0.1:${port}/agent/ledger.sum did not answer: connection refused`,
+  );
+});

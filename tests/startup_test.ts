@@ -183,3 +183,60 @@ dbTest(
     if (dataDir) await Deno.remove(dataDir, { recursive: true });
   },
 );
+
+Deno.test({
+  name: "start-up: a busy port stops vigil first — one line naming it, nothing created or printed",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dataDir = `${await Deno.makeTempDir({ prefix: "vigil-busy-" })}/data`;
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (taken.addr as Deno.NetAddr).port;
+    try {
+      const { child, stderr, stdoutDone, lines } = spawnVigil({
+        VIGIL_ENV: "development",
+        DATA_DIR: dataDir,
+        PORT: String(port),
+      });
+      assertEquals((await child.status).code, 1);
+      await stdoutDone;
+      assertEquals(
+        stderr().trim(),
+        `vigil: 127.0.0.1:${port} is already in use (another vigil?); start with another port, ` +
+          `e.g. PORT=${port + 1}`,
+      );
+      assert(!lines.some((l) => l.api_key !== undefined), "no admin key printed, none to lose");
+      assert(!(await exists(dataDir)), "no database, no key file created");
+    } finally {
+      taken.close();
+    }
+  },
+});
+
+Deno.test("start-up: an unreachable DATABASE_URL is named, and never called connected", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  taken.close(); // nothing listens there now
+  const { child, stderr, stdoutDone, lines } = spawnVigil({
+    DATABASE_URL: `postgres://vigil:secret-pw@127.0.0.1:${port}/vigil`,
+    DB_TIMEOUT_MS: "1000",
+  });
+  assertEquals((await child.status).code, 1);
+  await stdoutDone;
+  const text = stderr().trim();
+  assert(
+    text.startsWith(`vigil: cannot reach the database at 127.0.0.1:${port}/vigil: `),
+    text,
+  );
+  assert(!text.includes("secret-pw"), "the password is never printed");
+  assert(!lines.some((l) => String(l.msg).startsWith("database connected")));
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -51,6 +51,7 @@ export function remoteAgent(
       args: AnyArgs,
       handler: (args, ctx) =>
         callRemote(
+          spec.name,
           new URL(encodeURIComponent(c.name), base),
           args,
           ctx,
@@ -62,7 +63,23 @@ export function remoteAgent(
   };
 }
 
+/** Why a request got no answer, in words ("connection refused"), from fetch's error and cause. */
+function noAnswer(error: unknown): string {
+  const cause = (error as { cause?: unknown })?.cause;
+  const text = `${(error as Error)?.message ?? error} ${
+    cause instanceof Error ? cause.message : ""
+  }`;
+  if (/refused/i.test(text)) return "connection refused";
+  if (/dns|resolve|lookup|name or service/i.test(text)) return "its host name does not resolve";
+  if (/reset|closed|broken pipe/i.test(text)) return "the connection was closed";
+  if (/certificate|tls|ssl/i.test(text)) {
+    return `TLS failed (${cause instanceof Error ? cause.message : text.trim()})`;
+  }
+  return cause instanceof Error ? cause.message : String((error as Error)?.message ?? error);
+}
+
 async function callRemote(
+  name: string,
   url: URL,
   args: unknown,
   ctx: CallContext,
@@ -80,7 +97,7 @@ async function callRemote(
       );
     }
   }
-  const res = await outboundFetch(
+  const call = outboundFetch(
     url,
     {
       method: "POST",
@@ -98,6 +115,20 @@ async function callRemote(
     policy,
     { propagate: true },
   );
+  let res: Response;
+  try {
+    res = await call;
+  } catch (error) {
+    // A refused policy check or a timeout says so itself; a request with no answer names the
+    // agent, its URL and why (fetch alone says "fetch failed").
+    if (error instanceof CallerError || ctx.signal.aborted) throw error;
+    throw new Error(
+      `agent "${name}" at ${url.origin}${url.pathname} did not answer: ${noAnswer(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
   const text = await readLimited(res);
   if (!res.ok) throw new Error(`agent answered HTTP ${res.status}: ${text.slice(0, 200)}`);
   try {

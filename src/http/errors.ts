@@ -43,8 +43,19 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
         { "Retry-After": "5" },
       );
     }
+    if (error instanceof HTTPException && error.status === 415) {
+      // Hono says only "Unsupported Media Type": say which type is expected.
+      const given = c.req.header("content-type") ?? "none";
+      return problemResponse(
+        problemBody(
+          415,
+          `This endpoint takes a JSON body: send Content-Type: application/json (got ${given.slice(0, 100)}).`,
+          { requestId },
+        ),
+      );
+    }
     if (error instanceof HTTPException && error.status < 500) {
-      // Raised by Hono itself: malformed JSON (400), unsupported media type (415), ...
+      // Raised by Hono itself: malformed JSON (400), ...
       return problemResponse(problemBody(error.status, error.message, { requestId }));
     }
     logger.error("unhandled error in {method} {path}", {

@@ -175,6 +175,11 @@ dbTest("users: validation lists every problem; malformed JSON is 400", async (t,
       headers: { "content-type": "application/x-www-form-urlencoded" },
     });
     assertEquals(res.status, 415);
+    assertEquals(
+      res.body.detail,
+      "This endpoint takes a JSON body: send Content-Type: application/json " +
+        "(got application/x-www-form-urlencoded).",
+    );
   });
 
   await t.step("a query parameter out of range → 422 naming it", async () => {
