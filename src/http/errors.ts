@@ -49,7 +49,9 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
       return problemResponse(
         problemBody(
           415,
-          `This endpoint takes a JSON body: send Content-Type: application/json (got ${given.slice(0, 100)}).`,
+          `This endpoint takes a JSON body: send Content-Type: application/json (got ${
+            given.slice(0, 100)
+          }).`,
           { requestId },
         ),
       );
