@@ -13,42 +13,67 @@
 # An unset variable gives an empty file and a warning (none for the optional ones, which an
 # empty file turns off): the stack still starts.
 #
-# vigil's own key, VIGIL_SECRET_KEY (it encrypts the secrets vigil stores; README "Secrets at
-# rest"), goes to vigil only, from .env: it must stay the same across restarts, so it is never
-# generated here at each `up`. On the host, once:
-#   sh observability/compose/write-secrets.sh vigil-key [.env]
-# generates one (32 random bytes, base64) into .env (copied from .env.example if missing), unless
-# .env already holds one: a key that is set is never replaced (the secrets it encrypted would be
-# lost; rotation is VIGIL_SECRET_KEY_PREVIOUS, see the README).
+# On the host, once, before the first `docker compose up`:
+#   sh observability/compose/write-secrets.sh env [.env]
+# writes .env (copied from .env.example if missing) with every secret generated: each
+# CHANGE_ME placeholder, VIGIL_SECRET_KEY (32 random bytes, base64: it encrypts the secrets vigil
+# stores, README "Secrets at rest") and ADMIN_API_KEY (vgl_…, vigil's first admin key), and says
+# where the admin key is. A value that is set is never replaced (VIGIL_SECRET_KEY least of all:
+# the secrets it encrypted would be lost; rotation is VIGIL_SECRET_KEY_PREVIOUS). vigil's key
+# and admin key go to vigil only, from .env; they are never generated at each `up`.
 set -eu
 umask 077
 
-if [ "${1:-}" = vigil-key ]; then
+random_hex() { # bytes
+  if command -v openssl >/dev/null 2>&1; then openssl rand -hex "$1"; else
+    head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'
+  fi
+}
+random_base64() { # bytes
+  if command -v openssl >/dev/null 2>&1; then openssl rand -base64 "$1"; else
+    head -c "$1" /dev/urandom | base64 | tr -d '\n'
+  fi
+}
+
+if [ "${1:-}" = env ]; then
   env_file="${2:-.env}"
   if [ ! -e "$env_file" ] && [ -f .env.example ]; then cp .env.example "$env_file"; fi
   touch "$env_file"
-  current=$(sed -n 's/^VIGIL_SECRET_KEY=//p' "$env_file" | tail -n 1)
-  case "$current" in
-  "" | CHANGE_ME*) ;;
-  *)
-    echo "write-secrets: $env_file already sets VIGIL_SECRET_KEY; kept"
-    exit 0
-    ;;
-  esac
-  if command -v openssl >/dev/null 2>&1; then
-    key=$(openssl rand -base64 32)
-  else
-    key=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
-  fi
   tmp="$env_file.tmp.$$"
-  awk -v key="$key" '
-    /^VIGIL_SECRET_KEY=/ { if (!done) print "VIGIL_SECRET_KEY=" key; done = 1; next }
-    { print }
-    END { if (!done) print "VIGIL_SECRET_KEY=" key }
-  ' "$env_file" >"$tmp"
+  written=""
+  : >"$tmp"
+  while IFS= read -r line || [ -n "$line" ]; do
+    name=${line%%=*}
+    value=${line#*=}
+    case "$line" in
+    \#* | "" | *[!A-Za-z0-9_=]*=* ) printf '%s\n' "$line" >>"$tmp"; continue ;;
+    esac
+    case "$name=$value" in
+    VIGIL_SECRET_KEY= | VIGIL_SECRET_KEY=CHANGE_ME*) value=$(random_base64 32) ;;
+    ADMIN_API_KEY= | ADMIN_API_KEY=CHANGE_ME*) value="vgl_$(random_hex 24)" ;;
+    *=CHANGE_ME*) value=$(random_hex 24) ;;
+    *) printf '%s\n' "$line" >>"$tmp"; continue ;;
+    esac
+    printf '%s=%s\n' "$name" "$value" >>"$tmp"
+    written="$written $name"
+  done <"$env_file"
+  for name in VIGIL_SECRET_KEY ADMIN_API_KEY; do # a file without them gets them
+    if ! grep -q "^$name=" "$tmp"; then
+      [ "$name" = VIGIL_SECRET_KEY ] && value=$(random_base64 32) || value="vgl_$(random_hex 24)"
+      printf '%s=%s\n' "$name" "$value" >>"$tmp"
+      written="$written $name"
+    fi
+  done
   cat "$tmp" >"$env_file" # keeps the file's owner and mode
   rm -f "$tmp"
-  echo "write-secrets: wrote a new VIGIL_SECRET_KEY to $env_file (keep it: back it up)"
+  if [ -z "$written" ]; then
+    echo "write-secrets: $env_file has every secret already; nothing changed"
+  else
+    echo "write-secrets: generated$written in $env_file (keep it, and back up VIGIL_SECRET_KEY)"
+    case "$written" in
+    *ADMIN_API_KEY*) echo "write-secrets: your admin API key is ADMIN_API_KEY in $env_file" ;;
+    esac
+  fi
   exit 0
 fi
 
