@@ -6,6 +6,8 @@
  * must be one vigil exports.
  */
 import { parse } from "yaml";
+import { ALERT_STATES, NOTIFICATION_KINDS } from "../src/alerts/lifecycle.ts";
+import { CHANNELS } from "../src/delivery/types.ts";
 import { DELIVERY_STATUSES, DLQ_STATES, RETRY_OUTCOMES } from "../src/observability/metrics.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import {
@@ -97,7 +99,8 @@ function catalogue(): Catalogue {
     metric(`${name}_sum`, labels, values);
     metric(`${name}_count`, labels, values);
   };
-  const channel = ["inapp", "email", "webhook"];
+  const channel = [...CHANNELS];
+  const state = [...ALERT_STATES];
   // The scrape's job="vigil" wins; vigil's own `job` label (the cron job) becomes exported_job.
   const cronJob = [
     "alerts.evaluate",
@@ -124,6 +127,10 @@ function catalogue(): Catalogue {
     state: ["closed", "open", "half_open"],
   });
   metric("alert_evaluations_total", ["result"], { result: ["matched", "not_matched", "error"] });
+  metric("alerts_by_state", ["state"], { state });
+  metric("alert_transitions_total", ["from", "to"], { from: state, to: state });
+  metric("alert_notifications_total", ["kind"], { kind: [...NOTIFICATION_KINDS] });
+  metric("silenced_notifications_total", []);
   metric("alerts_fired_total", []);
   metric("alert_deliveries_total", ["channel", "status"], {
     channel,
@@ -380,9 +387,31 @@ function selectors(expr: string): Selector[] {
   return out;
 }
 
+const GROUPING = ["by", "without", "on", "ignoring", "group_left", "group_right"];
+
+/** The labels an expression aggregates or matches by: `by (a, b)`, `on (c)`, `without (d)`, … */
+function groupingLabels(expr: string): string[] {
+  const tokens = tokenize(expr);
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    if (!GROUPING.includes(tokens[i].text) || tokens[i + 1]?.text !== "(") continue;
+    for (i += 2; i < tokens.length && tokens[i].text !== ")"; i++) {
+      if (tokens[i].kind === "ident") out.push(tokens[i].text);
+    }
+  }
+  return out;
+}
+
 /** Problems with the metrics and labels an expression selects; empty when all is well. */
 function metricProblems(expr: string, known: Catalogue): string[] {
   const problems: string[] = [];
+  // A misspelt grouping label (`by (form, to)`) is no error to Prometheus: one series, no label.
+  const selected = selectors(expr).map((s) => known[s.metric]).filter((e) => e !== undefined);
+  for (const label of new Set(groupingLabels(expr))) {
+    if (!selected.some((e) => e.labels.includes(label))) {
+      problems.push(`grouped by ${label}, a label of no metric it selects`);
+    }
+  }
   for (const { metric, matchers } of selectors(expr)) {
     const entry = known[metric];
     if (!entry) {
@@ -865,6 +894,39 @@ Deno.test("observability: Grafana provisioning and dashboards", async (t) => {
     assert(gc && /no GC metric/i.test(String((gc.options as { content: string }).content)));
   });
 
+  await t.step("Alert Delivery ends with an Alert lifecycle row", () => {
+    const delivery = dashboards.find((d) => d.file === "alert-delivery.json")!.dashboard;
+    const panels = dashboardPanels(delivery);
+    const row = panels.find((p) => p.type === "row" && p.title === "Alert lifecycle");
+    assert(row?.gridPos, "no Alert lifecycle row");
+    const y = row.gridPos.y;
+    const others = panels.filter((p) => p !== row);
+    for (const p of others.filter((p) => p.gridPos!.y < y)) {
+      assert(p.gridPos!.y + p.gridPos!.h <= y, `${p.title} reaches into the Alert lifecycle row`);
+    }
+    const inRow = others.filter((p) => p.gridPos!.y > y);
+    const targets = inRow.flatMap((p) => p.targets ?? []);
+    const find = (needed: string) => {
+      const target = targets.find((t) => t.expr?.includes(needed));
+      assert(target, `the Alert lifecycle row does not query ${needed}`);
+      return target;
+    };
+    // Read from the database in the background, like the DLQ counts: No data once stale.
+    assert(
+      find('max by (state) (alerts_by_state{job="vigil"})').expr!.includes(
+        'and on() (time() - max(vigil_database_last_read_timestamp_seconds{job="vigil"}) < 30)',
+      ),
+      "alerts_by_state is shown even when stale",
+    );
+    const transitions = find('sum by (from, to) (rate(alert_transitions_total{job="vigil"}');
+    assertEquals(transitions.legendFormat, "{{from}} → {{to}}");
+    assertEquals(
+      find('sum by (kind) (rate(alert_notifications_total{job="vigil"}').legendFormat,
+      "{{kind}}",
+    );
+    find('rate(silenced_notifications_total{job="vigil"}');
+  });
+
   await t.step("dashboardQueries() covers every Prometheus target", () => {
     const queries = dashboardQueries();
     const targets = dashboards.flatMap(({ dashboard }) =>
@@ -979,6 +1041,16 @@ Deno.test("observability: every metric and label queried is one vigil exports", 
       "cron_job_runs_total has no label agent",
     ]);
     assertEquals(metricProblems("nope_total", known), ["nope_total is not a metric vigil exports"]);
+    assertEquals(
+      metricProblems(
+        'sum by (form, to) (rate(alert_transitions_total{job="vigil", to="firing"}[5m]))',
+        known,
+      ),
+      ["grouped by form, a label of no metric it selects"],
+    );
+    assertEquals(metricProblems('alert_notifications_total{job="vigil", kind="sent"}', known), [
+      'alert_notifications_total{kind="sent"} never exists',
+    ]);
   });
 
   await t.step("rules", () => {

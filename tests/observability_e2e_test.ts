@@ -4,7 +4,9 @@
  * Alertmanager whose webhook points at vigil.
  *
  * 1. Activity is driven through vigil's API (pattern runs, a failing agent whose breaker opens,
- *    deliveries that fail and are retried, 4xx answers), and CircuitBreakerOpen travels through
+ *    deliveries that fail and are retried, 4xx answers, alerts through their lifecycle: an
+ *    episode that fires, repeats and resolves, a pending alert, one in error, one a silence holds
+ *    back), the Alert lifecycle panels show it, and CircuitBreakerOpen travels through
  *    Alertmanager back into vigil as a notification.
  * 2. The database is stopped for a minute under traffic: scrapes keep succeeding, API requests
  *    get fast 503s that are counted, VigilDatabaseDown and HighErrorRate fire and reach
@@ -170,6 +172,12 @@ Deno.test({
         flaky++;
         return new Response("down", { status: 500 });
       });
+      // An agent whose answers the test sets: `gauge.read {name}` reads gauges[name].
+      const gauges: Record<string, number> = {};
+      await using gaugeAgent = serveLocal(async (req) => {
+        const { args } = await req.json() as { args: { name: string } };
+        return Response.json({ value: gauges[args.name] ?? 0 });
+      });
       // A webhook receiver that fails until told otherwise: its delivery goes to the DLQ.
       let hookStatus = 503;
       await using hook = serveLocal(() => new Response(null, { status: hookStatus }));
@@ -248,6 +256,30 @@ Deno.test({
         assertEquals(r.status, "success", `${expr}: ${r.error}`);
         return r.data!.result.map((s) => Number(s.value[1]));
       };
+      /** The highest value of each series of a range query over the test, by `key`. */
+      const maxOverTest = async (
+        expr: string,
+        key: (labels: Record<string, string>) => string,
+      ): Promise<Record<string, number>> => {
+        const r: PromResult<Matrix> = await (await fetch(
+          `${prom}/api/v1/query_range?query=${encodeURIComponent(expr)}&start=${testStart}&end=${
+            Date.now() / 1000
+          }&step=1`,
+        )).json();
+        assertEquals(r.status, "success", `${expr}: ${r.error}`);
+        return Object.fromEntries(r.data!.result.map((s) => [
+          key(s.metric),
+          Math.max(...s.values.map(([, v]) => Number(v)).filter((v) => !Number.isNaN(v))),
+        ]));
+      };
+      /** The query of a dashboard panel (its first target), as dashboardQueries() gives it. */
+      const panel = (dashboard: string, title: string) => {
+        const found = dashboardQueries().filter((q) =>
+          q.dashboard.endsWith(dashboard) && q.panel === title
+        );
+        assert(found.length > 0, `no panel ${dashboard} / ${title}`);
+        return found[0].expr;
+      };
       const promAlerts = async (): Promise<PromAlert[]> =>
         (await (await fetch(`${prom}/api/v1/alerts`)).json()).data.alerts;
       const amAlerts = async (): Promise<AmAlert[]> =>
@@ -294,66 +326,144 @@ Deno.test({
         )
           .reduce((sum, s) => sum + s.value, 0);
 
-      await step("drive activity: runs, failures, a failing agent, deliveries, 4xx", async () => {
-        // The Alertmanager recipient: vigil creates it at start (ALERTMANAGER_RECIPIENTS), or we do.
-        const oncall = await api("POST", "/v1/users", { email: ONCALL, name: "On call" });
-        assert([201, 409].includes(oncall.status), JSON.stringify(oncall.body));
-        // Prometheus must see counters grow: a series born with its first increment, between two
-        // scrapes, has no rate. So: after a first scrape, and in two rounds a scrape apart.
-        await eventually("a first scrape", 30, async () => {
-          return (await values('up{job="vigil"}'))[0] === 1 || undefined;
-        });
-        for (let i = 0; i < 3; i++) {
-          if (i === 2) await sleep(1500);
-          const ok = await api("POST", "/v1/patterns/service-health/run", {
-            inputs: { url: `${vigil.url}/health/live` },
+      await step(
+        "drive activity: runs, failures, a failing agent, deliveries, alert lifecycle, 4xx",
+        async () => {
+          // The Alertmanager recipient: vigil creates it at start (ALERTMANAGER_RECIPIENTS), or we do.
+          const oncall = await api("POST", "/v1/users", { email: ONCALL, name: "On call" });
+          assert([201, 409].includes(oncall.status), JSON.stringify(oncall.body));
+          // Prometheus must see counters grow: a series born with its first increment, between two
+          // scrapes, has no rate. So: after a first scrape, and in two rounds a scrape apart.
+          await eventually("a first scrape", 30, async () => {
+            return (await values('up{job="vigil"}'))[0] === 1 || undefined;
           });
-          assertEquals(ok.body.status, "success");
-        }
-        const failed = await api("POST", "/v1/patterns/service-health/run", {
-          inputs: { url: "http://169.254.169.254/" },
-        });
-        assertEquals(failed.body.status, "error");
-        assertEquals(
-          (await api("POST", "/v1/agents", {
-            name: "flaky",
-            url: agent.url,
-            capabilities: ["flaky.call"],
-          })).status,
-          201,
-        );
-        assertEquals(
-          (await api("POST", "/v1/patterns", {
-            id: "uses-flaky",
-            steps: [{ capability: "flaky.call", args: {}, as: "r" }],
-          })).status,
-          201,
-        );
-        for (let i = 0; i < 3; i++) {
-          await api("POST", "/v1/patterns/uses-flaky/run", { inputs: {} });
-        }
-        assertEquals(flaky, 2, "the third call was rejected by the open breaker");
-        for (
-          const channels of [{ inapp: true }, { inapp: false, webhook: { url: hook.url } }, {
-            inapp: false,
-            email: true,
-          }]
-        ) {
-          const alert = await api("POST", "/v1/alerts", {
-            name: `e2e ${Object.keys(channels).join("+")}`,
-            condition: alwaysMatches,
-            channels,
+          for (let i = 0; i < 3; i++) {
+            if (i === 2) await sleep(1500);
+            const ok = await api("POST", "/v1/patterns/service-health/run", {
+              inputs: { url: `${vigil.url}/health/live` },
+            });
+            assertEquals(ok.body.status, "success");
+          }
+          const failed = await api("POST", "/v1/patterns/service-health/run", {
+            inputs: { url: "http://169.254.169.254/" },
           });
-          assertEquals(alert.status, 201);
-          await api("POST", `/v1/alerts/${alert.body.id}/evaluate`, {});
-        }
-        const dlq = await api("GET", "/v1/dlq?state=pending");
-        assertEquals(dlq.body.items.length, 2, "the webhook and the email wait in the DLQ");
-        // The caller's mistakes, for the 4xx panel: unknown alert, bad key, invalid alert.
-        assertEquals((await api("GET", `/v1/alerts/${crypto.randomUUID()}`)).status, 404);
-        assertEquals((await api("GET", "/v1/me", undefined, "vgl_" + "x".repeat(40))).status, 401);
-        assertEquals((await api("POST", "/v1/alerts", { name: "" })).status, 422);
-      });
+          assertEquals(failed.body.status, "error");
+          assertEquals(
+            (await api("POST", "/v1/agents", {
+              name: "flaky",
+              url: agent.url,
+              capabilities: ["flaky.call"],
+            })).status,
+            201,
+          );
+          assertEquals(
+            (await api("POST", "/v1/patterns", {
+              id: "uses-flaky",
+              steps: [{ capability: "flaky.call", args: {}, as: "r" }],
+            })).status,
+            201,
+          );
+          for (let i = 0; i < 3; i++) {
+            await api("POST", "/v1/patterns/uses-flaky/run", { inputs: {} });
+          }
+          assertEquals(flaky, 2, "the third call was rejected by the open breaker");
+          for (
+            const channels of [{ inapp: true }, { inapp: false, webhook: { url: hook.url } }, {
+              inapp: false,
+              email: true,
+            }]
+          ) {
+            const alert = await api("POST", "/v1/alerts", {
+              name: `e2e ${Object.keys(channels).join("+")}`,
+              condition: alwaysMatches,
+              channels,
+            });
+            assertEquals(alert.status, 201);
+            await api("POST", `/v1/alerts/${alert.body.id}/evaluate`, {});
+          }
+          const dlq = await api("GET", "/v1/dlq?state=pending");
+          assertEquals(dlq.body.items.length, 2, "the webhook and the email wait in the DLQ");
+
+          // The alert lifecycle, for the Alert lifecycle row: every state, every notification
+          // kind, transitions both ways, and a notification held back by a silence.
+          assertEquals(
+            (await api("POST", "/v1/agents", {
+              name: "gauge",
+              url: gaugeAgent.url,
+              capabilities: ["gauge.read"],
+            })).status,
+            201,
+          );
+          const lifecycleAlert = async (scenario: string, fields: Record<string, unknown> = {}) => {
+            const res = await api("POST", "/v1/alerts", {
+              name: `e2e lifecycle: ${scenario}`,
+              condition: {
+                capability: "gauge.read",
+                args: { name: scenario },
+                path: "value",
+                op: ">",
+                threshold: 10,
+              },
+              labels: { suite: "e2e", scenario },
+              ...fields,
+            });
+            assertEquals(res.status, 201, JSON.stringify(res.body));
+            return res.body.id as string;
+          };
+          /** One evaluation through the API, as `state: transitions; notifications`. */
+          const evaluate = async (id: string) => {
+            const res = await api("POST", `/v1/alerts/${id}/evaluate`, {});
+            assertEquals(res.status, 200, JSON.stringify(res.body));
+            const e = res.body as {
+              state: string;
+              transitions: { from: string; to: string }[];
+              notifications: { kind: string; silenced: boolean }[];
+            };
+            return `${e.state}: ${e.transitions.map((t) => `${t.from} → ${t.to}`).join(", ")}; ${
+              e.notifications.map((n) => n.kind + (n.silenced ? " (silenced)" : "")).join(", ")
+            }`;
+          };
+          // An episode: it fires, repeats (repeat_interval_seconds 1) and resolves.
+          gauges.episode = 20;
+          const episode = await lifecycleAlert("episode", { repeat_interval_seconds: 1 });
+          assertEquals(await evaluate(episode), "firing: ok → firing; firing");
+          await sleep(1100);
+          assertEquals(await evaluate(episode), "firing: ; repeat");
+          gauges.episode = 0;
+          assertEquals(await evaluate(episode), "ok: firing → ok; resolved");
+          // Matching, but fewer than failure_threshold times: pending (and stays so).
+          gauges.pending = 20;
+          const pending = await lifecycleAlert("pending", { failure_threshold: 50 });
+          assertEquals(await evaluate(pending), "pending: ok → pending; ");
+          // Its capability cannot be called (flaky's breaker is open): error, and its message.
+          const broken = await api("POST", "/v1/alerts", {
+            name: "e2e lifecycle: error",
+            condition: { capability: "flaky.call", args: {}, path: "r", op: ">", threshold: 0 },
+            labels: { suite: "e2e", scenario: "error" },
+            error_threshold: 1,
+          });
+          assertEquals(broken.status, 201, JSON.stringify(broken.body));
+          assertEquals(await evaluate(broken.body.id), "error: ok → error; error");
+          // A silence on a label of the alert: it fires, and its firing message is held back.
+          const silence = await api("POST", "/v1/silences", {
+            matchers: [{ name: "scenario", op: "=", value: "silenced" }],
+            ends_at: new Date(Date.now() + 3600_000).toISOString(),
+            comment: "e2e: hold the silenced scenario back",
+          });
+          assertEquals(silence.status, 201, JSON.stringify(silence.body));
+          assertEquals(silence.body.state, "active");
+          gauges.silenced = 20;
+          const silenced = await lifecycleAlert("silenced");
+          assertEquals(await evaluate(silenced), "firing: ok → firing; firing (silenced)");
+          // The caller's mistakes, for the 4xx panel: unknown alert, bad key, invalid alert.
+          assertEquals((await api("GET", `/v1/alerts/${crypto.randomUUID()}`)).status, 404);
+          assertEquals(
+            (await api("GET", "/v1/me", undefined, "vgl_" + "x".repeat(40))).status,
+            401,
+          );
+          assertEquals((await api("POST", "/v1/alerts", { name: "" })).status, 422);
+        },
+      );
 
       await step("the retry job retries the DLQ: failed, then delivered", async () => {
         await sleep(1100); // DELIVERY_BACKOFF: due a second after the failure
@@ -379,6 +489,34 @@ Deno.test({
           const [n = 0] = await values('count_over_time(up{job="vigil"}[1m])');
           return n >= 8 || undefined;
         });
+      });
+
+      await step("the Alert lifecycle row shows the lifecycle", async () => {
+        const row = (title: string) => panel("Alert Delivery & DLQ", title);
+        // Read from the database every 5 s: the three channel alerts and `silenced` fire.
+        let states = "";
+        await eventually("alerts_by_state in Prometheus", 30, async () => {
+          const r = await query(row("Alerts by state"));
+          states = (r.data?.result ?? []).map((s) => `${s.metric.state} ${s.value[1]}`).sort()
+            .join(", ");
+          return states === "error 1, firing 4, ok 1, pending 1" || undefined;
+        }).catch((error) => {
+          throw new Error(`${error.message}; last: ${states}`);
+        });
+        const rising = async (title: string, key: (l: Record<string, string>) => string) =>
+          Object.entries(await maxOverTest(row(title), key)).filter(([, v]) => v > 0)
+            .map(([k]) => k).sort();
+        assertEquals(
+          await rising("State transitions per minute", (l) => `${l.from} → ${l.to}`),
+          ["firing → ok", "ok → error", "ok → firing", "ok → pending"],
+        );
+        assertEquals(
+          await rising("Notifications by kind", (l) => l.kind),
+          ["error", "firing", "repeat", "resolved"],
+        );
+        assertEquals(await rising("Notifications held back by silences", () => "held back"), [
+          "held back",
+        ]);
       });
 
       await step(
@@ -505,13 +643,6 @@ Deno.test({
       });
 
       await step("the dashboards tell the truth during the outage", async () => {
-        const panel = (dashboard: string, title: string) => {
-          const found = dashboardQueries().filter((q) =>
-            q.dashboard.endsWith(dashboard) && q.panel === title
-          );
-          assert(found.length > 0, `no panel ${dashboard} / ${title}`);
-          return found[0].expr;
-        };
         const at = Date.now() / 1000;
         const show = (d: string, p: string) => values(panel(d, p), at);
         assertEquals(await show("Database & process", "Database up"), [0]);
@@ -519,6 +650,7 @@ Deno.test({
         const [age] = await show("Database & process", "Age of database-read values");
         assert(age > 30, `database-read values ${age} s old`);
         assertEquals(await show("Alert Delivery & DLQ", "DLQ pending"), [], "stale: No data");
+        assertEquals(await show("Alert Delivery & DLQ", "Alerts by state"), [], "stale: No data");
         assertEquals(await show("API Overview", "Instances up"), [1]);
         const [rate] = await show("API Overview", "Request rate");
         assert(rate > 1, `request rate ${rate}`);
