@@ -2,7 +2,6 @@
  * Builds the HTTP application from injected dependencies. Tests call `createApp(deps).request()`
  * without a server; `main.ts` serves the same app.
  */
-import { swaggerUI } from "@hono/swagger-ui";
 import { secureHeaders } from "hono/secure-headers";
 import { agentsRoutes } from "./agents/routes.ts";
 import { ALERTMANAGER_WEBHOOK_PATH, alertmanagerRoutes } from "./alertmanager/routes.ts";
@@ -10,6 +9,7 @@ import { alertsRoutes } from "./alerts/routes.ts";
 import { dlqRoutes } from "./delivery/routes.ts";
 import { healthRoutes, type ReadinessCheck } from "./health/routes.ts";
 import { limitBody, MAX_BODY_BYTES } from "./http/body_limit.ts";
+import { docsRoutes } from "./http/docs_assets.ts";
 import { errorHandler, notFoundHandler } from "./http/errors.ts";
 import { createRouter } from "./http/openapi.ts";
 import { guardInputs } from "./http/json_guard.ts";
@@ -19,6 +19,7 @@ import { limitAuthFailures, limitPerKey } from "./http/rate_limits.ts";
 import { notificationsRoutes } from "./notifications/routes.ts";
 import { metricsRoutes } from "./observability/routes.ts";
 import { patternRoutes } from "./patterns/routes.ts";
+import { policiesRoutes } from "./policies/routes.ts";
 import type { Services } from "./services.ts";
 import { silencesRoutes } from "./silences/routes.ts";
 import { authenticate, Authenticator } from "./users/auth.ts";
@@ -89,6 +90,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", alertsRoutes(deps));
   app.route("/v1", silencesRoutes(deps));
   app.route("/v1", notificationsRoutes(deps));
+  app.route("/v1", policiesRoutes(deps));
   app.route("/v1", dlqRoutes(deps));
   app.route("/v1", jobsRoutes({ ...deps, logger: logger.child("jobs") }));
 
@@ -105,7 +107,8 @@ export function createApp(deps: AppDeps) {
       description: "Patterns, alerts and reliable delivery, observable from the first request.",
     },
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "vigil API" }));
+  // Swagger UI, served from vigil itself (works offline).
+  app.route("/", docsRoutes());
 
   app.onError(errorHandler(logger.child("http")));
   app.notFound(notFoundHandler);

@@ -6,6 +6,11 @@
  * notifications it owes written to the outbox (or recorded as silenced). Replicas evaluating the
  * same alert take turns on the lock, and the database allows one open episode per alert. The
  * notifications are sent right after the commit.
+ *
+ * The user's notification policy (src/policies/) is read in that transaction: it gives the
+ * channels and the repeat interval unless the alert sets its own, and a notification decided
+ * outside its severity's time window is written due at the window's next opening (the sweep
+ * sends it then). A repeat falling due while one of its episode still waits is folded into it.
  */
 import { compare } from "../agents/builtin/data.ts";
 import type { RemoteAgents } from "../agents/remote.ts";
@@ -21,6 +26,9 @@ import type { Metrics } from "../observability/metrics.ts";
 import type { PatternService } from "../patterns/service.ts";
 import { formatDuration } from "../util/duration.ts";
 import { getPath } from "../util/json.ts";
+import type { Policy } from "../policies/schema.ts";
+import { deferredUntil, policyChannels, repeatIntervalSeconds } from "../policies/routing.ts";
+import { policyOf } from "../policies/store.ts";
 import { deliveryChannels } from "./channels.ts";
 import {
   type AlertState,
@@ -47,7 +55,9 @@ export type SuppressedBy =
   | "repeat_interval"
   | "acknowledged"
   | "silence"
-  | "content";
+  | "content"
+  /** A repeat folded into the one of its episode still waiting for the time window. */
+  | "window";
 
 export interface Evaluation {
   value: unknown;
@@ -61,6 +71,8 @@ export interface Evaluation {
   fired: boolean;
   /** Why a match notified nobody now. */
   suppressed_by?: SuppressedBy;
+  /** Outside the severity's time window: the notifications written are due then. */
+  deferred_until?: Date;
   episode_id: string | null;
   deliveries: DeliverySummary[];
   error?: string;
@@ -71,6 +83,8 @@ export interface Applied {
   step: Step;
   fired: boolean;
   suppressed_by?: SuppressedBy;
+  /** The notifications written wait for the severity's time window until then. */
+  deferred_until?: Date;
   deliveries: Enqueued["deliveries"];
 }
 
@@ -119,7 +133,7 @@ export class AlertEvaluator {
     }
     const applied = await this.apply(alert, checked, now);
     const sent = await this.deps.dispatcher.deliver(
-      applied.deliveries.filter((d) => d.status === "pending"),
+      applied.deliveries.filter((d) => d.status === "pending" && !d.not_before),
     );
     const byId = new Map(sent.map((s) => [s.id, s]));
     return {
@@ -129,6 +143,7 @@ export class AlertEvaluator {
       notifications: applied.step.notices.map(({ kind, silenced }) => ({ kind, silenced })),
       fired: applied.fired,
       ...(applied.suppressed_by ? { suppressed_by: applied.suppressed_by } : {}),
+      ...(applied.deferred_until ? { deferred_until: applied.deferred_until } : {}),
       episode_id: applied.step.next.episode?.id ?? applied.step.closed?.id ?? null,
       deliveries: applied.deliveries.map((d) => byId.get(d.id) ?? summary(d)),
     };
@@ -211,23 +226,42 @@ export class AlertEvaluator {
         : [];
       const current: Alert = { ...row, episode: episode ?? null };
       const silenced = this.deps.isSilenced ? await this.deps.isSilenced(tx, current, now) : false;
-      const result = step(lifecycleOf(current), observation, thresholdsOf(current), {
+      const { policy } = await policyOf(tx, current.user_id);
+      const result = step(lifecycleOf(current), observation, thresholdsOf(current, policy), {
         now,
         silenced,
         newEpisodeId: () => crypto.randomUUID(),
       });
+      // Outside the severity's window the notifications are due at its next opening, and the
+      // repeat interval counts from then: no repeat falls due while they wait.
+      const notBefore = result.notices.length > 0
+        ? deferredUntil(policy, current.severity, now)
+        : null;
+      if (notBefore && result.next.lastNotifiedAt?.getTime() === now.getTime()) {
+        result.next.lastNotifiedAt = notBefore;
+      }
       await store(tx, current, result, observation, now);
 
       const deliveries: Enqueued["deliveries"] = [];
       let contentSuppressed = false;
+      let folded = false;
+      const channels = policyChannels(current, deliveryChannels(current, row.email), policy);
       for (const notice of result.notices) {
         const payload = notificationPayload(current, result, notice, observation, now);
+        if (
+          notBefore && !notice.silenced && notice.kind === "repeat" &&
+          await waitingForWindow(tx, current.id, payload.episode?.id ?? null, now)
+        ) {
+          // Not stacked (a replica's clock behind, a changed policy): the waiting one goes out.
+          folded = true;
+          continue;
+        }
         const enqueued = await enqueue(
           tx,
           {
             userId: current.user_id,
             alertId: current.id,
-            channels: deliveryChannels(current, row.email),
+            channels,
             payload,
             dedupKey: {
               alert_id: current.id,
@@ -241,12 +275,14 @@ export class AlertEvaluator {
             serialized: true,
             leaseUntil: dueAfter(this.deps.clock.now(), this.deps.schedule.leaseMs),
             silenced: notice.silenced,
+            notBefore,
           },
         );
         if (enqueued.suppressed && !notice.silenced) contentSuppressed = true;
         deliveries.push(...enqueued.deliveries);
       }
-      return { result, deliveries, contentSuppressed, silenced };
+      const deferred = deliveries.some((d) => d.not_before) ? notBefore ?? undefined : undefined;
+      return { result, deliveries, contentSuppressed, folded, silenced, deferred };
     });
     if (!applied) {
       return {
@@ -269,14 +305,15 @@ export class AlertEvaluator {
     const sent = result.notices.filter((n) =>
       !n.silenced && (n.kind === "firing" || n.kind === "repeat")
     );
-    const fired = sent.length > 0 && !applied.contentSuppressed;
+    const fired = sent.length > 0 && !applied.contentSuppressed && !applied.folded;
     if (fired) metrics.alertsFired.inc();
     return {
       step: result,
       fired,
       suppressed_by: observation.kind === "match" && !fired
-        ? whyNot(result, applied.silenced, applied.contentSuppressed)
+        ? applied.folded ? "window" : whyNot(result, applied.silenced, applied.contentSuppressed)
         : undefined,
+      ...(applied.deferred ? { deferred_until: applied.deferred } : {}),
       deliveries,
     };
   }
@@ -293,15 +330,35 @@ function whyNot(result: Step, silenced: boolean, content: boolean): SuppressedBy
   return silenced ? "silence" : "repeat_interval";
 }
 
-export function thresholdsOf(alert: Alert): Thresholds {
+/** A firing or repeat of this episode, written outside the time window, not due yet. */
+async function waitingForWindow(
+  tx: TransactionSql,
+  alertId: string,
+  episodeId: string | null,
+  now: Date,
+): Promise<boolean> {
+  if (episodeId === null) return false;
+  const [row] = await tx<{ waiting: boolean }[]>`
+    select exists (
+      select 1 from alert_deliveries
+      where alert_id = ${alertId} and status = 'pending' and not_before > ${now}
+        and payload ->> 'kind' in ('firing', 'repeat')
+        and payload -> 'episode' ->> 'id' = ${episodeId}
+    ) as waiting`;
+  return row.waiting;
+}
+
+/** The lifecycle's thresholds; the repeat interval is the policy's unless the alert sets one. */
+export function thresholdsOf(alert: Alert, policy?: Policy): Thresholds {
+  const repeatSeconds = policy
+    ? repeatIntervalSeconds(alert, policy)
+    : alert.repeat_interval_seconds;
   return {
     failure: alert.failure_threshold,
     success: alert.success_threshold,
     error: alert.error_threshold,
     // 0: no repeats.
-    repeatMs: alert.repeat_interval_seconds > 0
-      ? alert.repeat_interval_seconds * 1000
-      : Number.POSITIVE_INFINITY,
+    repeatMs: repeatSeconds > 0 ? repeatSeconds * 1000 : Number.POSITIVE_INFINITY,
     notifyOnResolved: alert.notify_on_resolved,
   };
 }

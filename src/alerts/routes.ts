@@ -74,6 +74,13 @@ const AlertSchema = z.object({
   channels: ChannelsSchema,
   interval_seconds: z.number().int(),
   repeat_interval_seconds: z.number().int(),
+  channels_from_policy: z.boolean().openapi({
+    description: "Your notification policy chooses, by severity, among the configured channels",
+  }),
+  repeat_interval_from_policy: z.boolean().openapi({
+    description: "Your notification policy gives the repeat interval (repeat_interval_seconds " +
+      "is kept for when this is false)",
+  }),
   enabled: z.boolean(),
   failure_threshold: z.number().int(),
   success_threshold: z.number().int(),
@@ -148,8 +155,21 @@ const EvaluationSchema = z.object({
   transitions: z.array(z.object({ from: z.enum(ALERT_STATES), to: z.enum(ALERT_STATES) })),
   notifications: z.array(z.object({ kind: z.enum(NOTIFICATION_KINDS), silenced: z.boolean() })),
   fired: z.boolean().openapi({ description: "A firing or repeat notification went out" }),
-  suppressed_by: z.enum(["pending", "repeat_interval", "acknowledged", "silence", "content"])
-    .optional().openapi({ description: "Why a match notified nobody now" }),
+  suppressed_by: z.enum([
+    "pending",
+    "repeat_interval",
+    "acknowledged",
+    "silence",
+    "content",
+    "window",
+  ])
+    .optional().openapi({
+      description: "Why a match notified nobody now (`window`: a repeat folded into the one " +
+        "already waiting for the severity's time window)",
+    }),
+  deferred_until: Timestamp.optional().openapi({
+    description: "Outside the severity's time window: the notifications are due then",
+  }),
   episode_id: z.uuid().nullable(),
   deliveries: z.array(DeliverySummarySchema),
   error: z.string().optional().openapi({ description: "Why the condition could not be evaluated" }),

@@ -167,9 +167,51 @@ const cooldownAlias = AlertFields.repeat_interval_seconds.optional().openapi({
   description: "Deprecated alias of repeat_interval_seconds",
 });
 
+/**
+ * Whether the user's notification policy (src/policies/) chooses the channels (among those
+ * configured in `channels`) and gives the repeat interval. Left out: true for what the request
+ * does not set (a create without `channels`, a create without a repeat interval), false for what
+ * it sets; a PATCH that sets `channels` or a repeat interval makes that explicit.
+ */
+const PolicyFlags = {
+  channels_from_policy: z.boolean().optional().openapi({
+    description: "The notification policy chooses, by severity, among the configured channels " +
+      "(default: true when `channels` is left out)",
+  }),
+  repeat_interval_from_policy: z.boolean().optional().openapi({
+    description: "The notification policy gives the repeat interval, by severity (default: " +
+      "true when no repeat interval is given)",
+  }),
+};
+
+/** A repeat interval given and `repeat_interval_from_policy: true` say different things. */
+const withPolicyFlags = <
+  T extends {
+    repeat_interval_seconds?: number;
+    cooldown_seconds?: number;
+    repeat_interval_from_policy?: boolean;
+  },
+>(
+  body: T,
+  ctx: z.RefinementCtx,
+) => {
+  const given = body.repeat_interval_seconds ?? body.cooldown_seconds;
+  if (body.repeat_interval_from_policy === true && given !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["repeat_interval_from_policy"],
+      message: "the policy's repeat interval and repeat_interval_seconds: give one of them",
+    });
+  }
+};
+
+const DEFAULT_CHANNELS = { inapp: true, email: false };
+
 export const CreateAlertSchema = z.object({
   ...AlertFields,
-  channels: ChannelsSchema.default({ inapp: true, email: false }),
+  channels: ChannelsSchema.optional().openapi({
+    description: 'Default {"inapp": true}, chosen among by the notification policy',
+  }),
   interval_seconds: AlertFields.interval_seconds.default(60),
   repeat_interval_seconds: AlertFields.repeat_interval_seconds.optional(),
   cooldown_seconds: cooldownAlias,
@@ -181,22 +223,43 @@ export const CreateAlertSchema = z.object({
   labels: LabelsSchema.default({}),
   severity: AlertFields.severity.default("warning"),
   user_id: z.uuid().optional().openapi({ description: "Admins only: create it for this user" }),
-}).strict().check(z.superRefine(withCooldownAlias, { when: isObject })).transform((
-  { cooldown_seconds, ...rest },
-) => ({
-  ...rest,
-  repeat_interval_seconds: rest.repeat_interval_seconds ?? cooldown_seconds ?? 86_400,
-})).openapi("CreateAlert");
+  ...PolicyFlags,
+}).strict().check(
+  z.superRefine(withCooldownAlias, { when: isObject }),
+  z.superRefine(withPolicyFlags, { when: isObject }),
+).transform(({ cooldown_seconds, ...rest }) => {
+  const repeat = rest.repeat_interval_seconds ?? cooldown_seconds;
+  return {
+    ...rest,
+    channels: rest.channels ?? DEFAULT_CHANNELS,
+    repeat_interval_seconds: repeat ?? 86_400,
+    channels_from_policy: rest.channels_from_policy ?? rest.channels === undefined,
+    repeat_interval_from_policy: rest.repeat_interval_from_policy ?? repeat === undefined,
+  };
+}).openapi("CreateAlert");
 
-export const PatchAlertSchema = z.object({ ...AlertFields, cooldown_seconds: cooldownAlias })
-  .partial().strict().check(z.superRefine(withCooldownAlias, { when: isObject })).transform((
-    { cooldown_seconds, ...rest },
-  ) =>
-    cooldown_seconds === undefined ? rest : {
+export const PatchAlertSchema = z.object({
+  ...AlertFields,
+  cooldown_seconds: cooldownAlias,
+  ...PolicyFlags,
+})
+  .partial().strict().check(
+    z.superRefine(withCooldownAlias, { when: isObject }),
+    z.superRefine(withPolicyFlags, { when: isObject }),
+  ).transform(({ cooldown_seconds, ...rest }) => {
+    const repeat = rest.repeat_interval_seconds ?? cooldown_seconds;
+    return {
       ...rest,
-      repeat_interval_seconds: rest.repeat_interval_seconds ?? cooldown_seconds,
-    }
-  ).openapi("PatchAlert");
+      ...(repeat === undefined ? {} : { repeat_interval_seconds: repeat }),
+      // Setting channels or a repeat interval makes it the alert's own (unless said otherwise).
+      ...(rest.channels === undefined || rest.channels_from_policy !== undefined
+        ? {}
+        : { channels_from_policy: false }),
+      ...(repeat === undefined || rest.repeat_interval_from_policy !== undefined
+        ? {}
+        : { repeat_interval_from_policy: false }),
+    };
+  }).openapi("PatchAlert");
 
 export function newWebhookSecret(): string {
   return "whsec_" + btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));

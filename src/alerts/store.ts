@@ -105,6 +105,13 @@ export interface Alert {
   interval_seconds: number;
   /** While an episode fires, a reminder this often (0: none); `cooldown_seconds` in the API too. */
   repeat_interval_seconds: number;
+  /**
+   * Set explicitly or not (src/policies/routing.ts): when true the user's notification policy
+   * for the alert's severity chooses among `channels` (what is configured), or gives the repeat
+   * interval instead of `repeat_interval_seconds`.
+   */
+  channels_from_policy: boolean;
+  repeat_interval_from_policy: boolean;
   enabled: boolean;
   /** The last firing or repeat that went out. */
   last_fired_at: Date | null;
@@ -150,6 +157,8 @@ export type AlertInput = Pick<
   | "channels"
   | "interval_seconds"
   | "repeat_interval_seconds"
+  | "channels_from_policy"
+  | "repeat_interval_from_policy"
   | "enabled"
   | "failure_threshold"
   | "success_threshold"
@@ -217,12 +226,14 @@ export async function insertAlert(sql: Sql, alert: AlertInput, now: Date): Promi
     insert into alerts (user_id, name, condition, channels, interval_seconds,
                         repeat_interval_seconds, enabled, failure_threshold, success_threshold,
                         error_threshold, notify_on_resolved, labels, severity, next_eval_at,
-                        state_since, created_at, updated_at)
+                        state_since, created_at, updated_at, channels_from_policy,
+                        repeat_interval_from_policy)
     values (${alert.user_id}, ${alert.name}, ${json(sql, alert.condition)},
             ${json(sql, alert.channels)}, ${alert.interval_seconds},
             ${alert.repeat_interval_seconds}, ${alert.enabled}, ${alert.failure_threshold},
             ${alert.success_threshold}, ${alert.error_threshold}, ${alert.notify_on_resolved},
-            ${json(sql, alert.labels)}, ${alert.severity}, ${now}, ${now}, ${now}, ${now})
+            ${json(sql, alert.labels)}, ${alert.severity}, ${now}, ${now}, ${now}, ${now},
+            ${alert.channels_from_policy}, ${alert.repeat_interval_from_policy})
     returning id`;
   return (await selectAlerts(sql, sql`a.id = ${id}`))[0];
 }

@@ -11,8 +11,13 @@
  *
  * - First attempts (`deliver`): deliveries the outbox wrote leased to this process; the lease is
  *   renewed as sending starts.
- * - Abandoned deliveries (`sweepStale`): pending with an expired or released lease.
+ * - Abandoned deliveries (`sweepStale`): pending with an expired or released lease — and
+ *   deliveries deferred to a time window (`not_before`, written leased to nobody) once due.
  * - Retries (`retryDue`): due DLQ rows, claimed with FOR UPDATE SKIP LOCKED.
+ *
+ * No claim takes a delivery before its `not_before`. A provider's idempotency window is counted
+ * from when the delivery became due (`not_before`, else `created_at`): no attempt can precede it,
+ * so a deferred email is not "past Resend's 24 h" merely because it waited for a window.
  *
  * Outcomes: delivered; a definite failure (an answer, a refused connection) goes to the DLQ on
  * the backoff schedule (exhausted after the last retry, or at once when permanent); an unknown
@@ -69,6 +74,8 @@ export interface DispatcherDeps {
 interface Held {
   delivery: Delivery;
   token: string;
+  /** When it became due (`not_before`, else `created_at`): its idempotency window starts then. */
+  windowFrom: Date;
   retry?: { dlqId: string; retryCount: number };
 }
 
@@ -102,9 +109,16 @@ interface Decision {
 
 const CLAIMED_COLUMNS = (sql: Sql) =>
   sql`d.id, d.alert_id, d.user_id, d.channel, d.payload, d.attempts, d.created_at, d.maybe_sent,
-      d.lease_token`;
+      d.lease_token, coalesce(d.not_before, d.created_at) as window_from`;
 
-type ClaimedRow = Delivery & { lease_token: string };
+type ClaimedRow = Delivery & { lease_token: string; window_from: Date };
+
+/** A claimed row as held: the delivery, its token and when its idempotency window starts. */
+const held = ({ lease_token, window_from, ...delivery }: ClaimedRow): Held => ({
+  delivery,
+  token: lease_token,
+  windowFrom: window_from,
+});
 
 export class Dispatcher {
   readonly #concurrency: number;
@@ -120,48 +134,66 @@ export class Dispatcher {
     if (deliveries.length === 0) return [];
     const { sql, clock, schedule } = this.deps;
     // Renew the leases as sending starts: evaluating the rest of a batch may have taken a while.
-    // A delivery whose lease was already taken over is the new owner's to send.
-    const renewed = await sql<{ id: string }[]>`
-      update alert_deliveries d set lease_until = ${dueAfter(clock.now(), schedule.leaseMs)}
+    // A delivery whose lease was already taken over is the new owner's to send; one due later
+    // (a time window) is nobody's yet.
+    const now = clock.now();
+    const renewed = await sql<{ id: string; window_from: Date }[]>`
+      update alert_deliveries d set lease_until = ${dueAfter(now, schedule.leaseMs)}
       from jsonb_to_recordset(${
       sql.json(deliveries.map((d) => ({ id: d.id, token: d.lease_token })))
     }) as o(id uuid, token uuid)
       where d.id = o.id and d.lease_token = o.token and d.status = 'pending'
-      returning d.id`;
-    const kept = new Set(renewed.map((r) => r.id));
-    const held = deliveries.filter((d) => kept.has(d.id)).map(({ lease_token, ...delivery }) => ({
+        and (d.not_before is null or d.not_before <= ${now})
+      returning d.id, coalesce(d.not_before, d.created_at) as window_from`;
+    const kept = new Map(renewed.map((r) => [r.id, r.window_from]));
+    const mine = deliveries.filter((d) => kept.has(d.id)).map(({ lease_token, ...delivery }) => ({
       delivery,
       token: lease_token,
+      windowFrom: kept.get(delivery.id)!,
     }));
-    return await this.#sendAndRecord(held, "first");
+    return await this.#sendAndRecord(mine, "first");
   }
 
-  /** Sends pending deliveries whose lease ran out (their sender died) or was released. */
+  /**
+   * Sends pending deliveries whose lease ran out (their sender died) or was released, and those
+   * deferred to a time window once it has opened (never leased: not "maybe sent").
+   */
   async sweepStale(): Promise<DispatchOutcome[]> {
     const outcomes: DispatchOutcome[] = [];
     const { sql, clock, schedule, drain } = this.deps;
     while (!drain.stopping) {
       const now = clock.now();
       // An expired lease may have died mid-send: from now on the provider may have it.
-      const claimed = await sql<ClaimedRow[]>`
+      const claimed = await sql<(ClaimedRow & { deferred: boolean })[]>`
         update alert_deliveries d
         set lease_token = gen_random_uuid(), lease_until = ${dueAfter(now, schedule.leaseMs)},
             maybe_sent = d.maybe_sent or d.lease_until is not null
         from (
-          select id from alert_deliveries
+          select id, lease_until from alert_deliveries
           where status = 'pending' and (lease_until is null or lease_until <= ${now})
+            and (not_before is null or not_before <= ${now})
           order by created_at limit ${this.#batchSize}
           for update skip locked
         ) stale
         where d.id = stale.id
-        returning ${CLAIMED_COLUMNS(sql)}`;
+        returning ${CLAIMED_COLUMNS(sql)},
+                  d.not_before is not null and d.attempts = 0 and stale.lease_until is null
+                    as deferred`;
       if (claimed.length > 0) {
-        this.deps.logger.warn("sending {count} abandoned or released pending deliveries", {
-          count: claimed.length,
-        });
+        const deferred = claimed.filter((c) => c.deferred).length;
+        if (deferred > 0) {
+          this.deps.logger.info("sending {count} deliveries whose time window has opened", {
+            count: deferred,
+          });
+        }
+        if (claimed.length > deferred) {
+          this.deps.logger.warn("sending {count} abandoned or released pending deliveries", {
+            count: claimed.length - deferred,
+          });
+        }
         outcomes.push(
           ...await this.#sendAndRecord(
-            claimed.map(({ lease_token, ...delivery }) => ({ delivery, token: lease_token })),
+            claimed.map(({ deferred: _d, ...row }) => held(row)),
             "sweep",
           ),
         );
@@ -205,9 +237,8 @@ export class Dispatcher {
           maybe_sent = d.maybe_sent or d.lease_until is not null
       from due where d.id = due.delivery_id
       returning ${CLAIMED_COLUMNS(sql)}, due.id as dlq_id, due.retry_count`;
-    return rows.map(({ dlq_id, retry_count, lease_token, ...delivery }) => ({
-      delivery,
-      token: lease_token,
+    return rows.map(({ dlq_id, retry_count, ...row }) => ({
+      ...held(row),
       retry: { dlqId: dlq_id, retryCount: retry_count },
     }));
   }
@@ -235,8 +266,7 @@ export class Dispatcher {
     // Past its idempotency window a delivery that may have arrived is not sent again.
     const expired = (h: Held) =>
       h.delivery.maybe_sent &&
-      startedAt.getTime() >=
-        h.delivery.created_at.getTime() + IDEMPOTENCY_WINDOW_MS[h.delivery.channel];
+      startedAt.getTime() >= h.windowFrom.getTime() + IDEMPOTENCY_WINDOW_MS[h.delivery.channel];
     const attempts = await this.#sendAll(held.filter((h) => !expired(h)));
     const at = this.deps.clock.now();
     const decisions = held.map((h) => {
@@ -370,7 +400,7 @@ export class Dispatcher {
     }
     const retryAfter = result.outcome === "failed" ? result.retryAfterMs ?? 0 : 0;
     const due = dueAfter(at, Math.max(backoffMs[retries], retryAfter));
-    const window = delivery.created_at.getTime() + IDEMPOTENCY_WINDOW_MS[delivery.channel];
+    const window = h.windowFrom.getTime() + IDEMPOTENCY_WINDOW_MS[delivery.channel];
     if (maybeSent && due.getTime() >= window) {
       return {
         ...failed,

@@ -9,6 +9,11 @@
  * that was delivered or is still being delivered (pending, failed and waiting for its retry,
  * uncertain) is recorded as `suppressed`; so identical messages collapse into one copy, and into
  * one DLQ entry while their channel is down.
+ *
+ * An intent may be due later (`notBefore`, a notification policy's time window): it is written
+ * leased to nobody with that due time, never sent before it (the dispatcher checks it at every
+ * claim), and sent by the retry job's sweep once due. Having no lease, it is never mistaken for an
+ * abandoned send (it is not "maybe sent"), and its idempotency window starts when it is due.
  */
 import type { TransactionSql } from "../db/database.ts";
 import { sha256Hex } from "../util/hash.ts";
@@ -30,8 +35,11 @@ export interface DeliveryIntent {
 
 export interface Enqueued {
   suppressed: boolean;
-  /** Every row written; the pending ones are this process's to send. */
-  deliveries: (LeasedDelivery & { status: "pending" | "suppressed" })[];
+  /**
+   * Every row written; the pending ones are this process's to send, unless due later
+   * (`not_before`): those are the sweep's, once due.
+   */
+  deliveries: (LeasedDelivery & { status: "pending" | "suppressed"; not_before?: Date })[];
 }
 
 export function contentHash(dedupKey: unknown): string {
@@ -52,6 +60,8 @@ export async function enqueue(
     leaseUntil: Date;
     /** Record the intent without sending it (a silence): listed in the history, never sent. */
     silenced?: boolean;
+    /** Not to be sent before this time (null or not after `now`: at once). */
+    notBefore?: Date | null;
   },
 ): Promise<Enqueued> {
   if (intent.channels.length === 0) return { suppressed: false, deliveries: [] };
@@ -60,6 +70,11 @@ export async function enqueue(
   if (!options.serialized) await tx`select pg_advisory_xact_lock(hashtextextended(${hash}, 0))`;
   const since = new Date(now.getTime() - DEDUP_WINDOW_MS);
   const rows = rowsOf(intent);
+  const notBefore = options.notBefore && options.notBefore.getTime() > now.getTime()
+    ? options.notBefore
+    : null;
+  // Due later: leased to nobody until then.
+  const leaseUntil = notBefore ? null : options.leaseUntil;
   // The duplicate check is part of the insert: a statement that starts once the lock (or the
   // caller's row lock) is held, so its snapshot includes what a concurrent writer committed.
   const inserted = await tx<{ id: string; status: "pending" | "suppressed" }[]>`
@@ -71,18 +86,23 @@ export async function enqueue(
       ) as found
     )
     insert into alert_deliveries (id, alert_id, user_id, channel, content_hash, payload, status,
-                                  suppressed_by, lease_token, lease_until, created_at)
+                                  suppressed_by, lease_token, lease_until, created_at, not_before)
     select r.id, ${intent.alertId}::uuid, ${intent.userId}::uuid, r.channel, ${hash}, r.payload,
            case when duplicate.found then 'suppressed' else 'pending' end,
            case when duplicate.found then 'content' end,
-           case when duplicate.found then null else r.token end,
-           case when duplicate.found then null else ${options.leaseUntil}::timestamptz end,
-           ${now}
+           case when duplicate.found or ${leaseUntil}::timestamptz is null then null
+                else r.token end,
+           case when duplicate.found then null else ${leaseUntil}::timestamptz end,
+           ${now}, case when duplicate.found then null else ${notBefore}::timestamptz end
     from duplicate, jsonb_to_recordset(${
     tx.json(rows as never)
   }) as r(id uuid, token uuid, channel text, payload jsonb)
     returning id, status`;
-  return enqueued(intent, rows, inserted[0].status, now);
+  const written = enqueued(intent, rows, inserted[0].status, now);
+  if (notBefore && !written.suppressed) {
+    for (const d of written.deliveries) d.not_before = notBefore;
+  }
+  return written;
 }
 
 /** Rows written as suppressed by a silence: in the history ("why was I not notified"), unsent. */
