@@ -6,7 +6,6 @@ import type { Tracer } from "@opentelemetry/api";
 import { AlertEvaluator } from "./alerts/evaluator.ts";
 import { evaluateJob } from "./alerts/evaluate_job.ts";
 import { alertStateCounts } from "./alerts/store.ts";
-import { isSilenced } from "./silences/store.ts";
 import { builtinAgents } from "./agents/builtin/index.ts";
 import { RemoteAgents } from "./agents/remote.ts";
 import { AgentRuntime } from "./agents/runtime.ts";
@@ -138,7 +137,6 @@ export function createServices(base: BaseDeps) {
     remote,
     dispatcher,
     schedule,
-    isSilenced,
   });
   const dbMonitor = new DatabaseMonitor({
     sql,

@@ -16,7 +16,7 @@ import { compare } from "../agents/builtin/data.ts";
 import type { RemoteAgents } from "../agents/remote.ts";
 import type { AgentRuntime } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
-import type { Queryable, Sql, TransactionSql } from "../db/database.ts";
+import type { Sql, TransactionSql } from "../db/database.ts";
 import type { Dispatcher, DispatchStatus } from "../delivery/dispatcher.ts";
 import { enqueue, type Enqueued } from "../delivery/outbox.ts";
 import { type DeliverySchedule, dueAfter } from "../delivery/schedule.ts";
@@ -28,7 +28,8 @@ import { formatDuration } from "../util/duration.ts";
 import { getPath } from "../util/json.ts";
 import type { Policy } from "../policies/schema.ts";
 import { deferredUntil, policyChannels, repeatIntervalSeconds } from "../policies/routing.ts";
-import { policyOf } from "../policies/store.ts";
+import { policyFrom } from "../policies/store.ts";
+import { isSilenced } from "../silences/store.ts";
 import { deliveryChannels } from "./channels.ts";
 import {
   type AlertState,
@@ -88,12 +89,8 @@ export interface Applied {
   deliveries: Enqueued["deliveries"];
 }
 
-/** Is the alert silenced now? (Silences are per user; silences/ decides the matching.) */
-export type SilenceCheck = (
-  tx: Queryable,
-  alert: { id: string; user_id: string; labels: Record<string, string> },
-  now: Date,
-) => Promise<boolean>;
+/** The row apply() reads under the lock. */
+type LockedRow = Omit<Alert, "episode"> & { email: string; user_policy: unknown };
 
 export interface EvaluatorDeps {
   sql: Sql;
@@ -105,7 +102,6 @@ export interface EvaluatorDeps {
   remote: RemoteAgents;
   dispatcher: Dispatcher;
   schedule: DeliverySchedule;
-  isSilenced?: SilenceCheck;
 }
 
 const summary = (d: Enqueued["deliveries"][number]): DeliverySummary => ({
@@ -215,18 +211,26 @@ export class AlertEvaluator {
     }
 
     const applied = await this.deps.sql.begin(async (tx) => {
-      const [row] = await tx<(Alert & { email: string })[]>`
-        select a.*, u.email from alerts a join users u on u.id = a.user_id
-        where a.id = ${alert.id} for update of a`;
+      // The row lock, with its user's address and policy. The episode is read after it, by a
+      // statement of its own: a join would see the snapshot from before the wait for the lock
+      // (an episode another replica opened meanwhile would be missing).
+      const [row] = await tx<LockedRow[]>`
+        select a.*, u.email, p.policy as user_policy
+        from alerts a
+        join users u on u.id = a.user_id
+        left join notification_policies p on p.user_id = a.user_id
+        where a.id = ${alert.id}
+        for update of a`;
       if (!row) return undefined; // deleted meanwhile
-      const [episode] = row.episode_id
+      const { user_policy, ...alertRow } = row;
+      const [episode] = alertRow.episode_id
         ? await tx<EpisodeRow[]>`
           select id, started_at, notified, acknowledged_at, acknowledged_by, ack_note
-          from alert_episodes where id = ${row.episode_id}`
+          from alert_episodes where id = ${alertRow.episode_id}`
         : [];
-      const current: Alert = { ...row, episode: episode ?? null };
-      const silenced = this.deps.isSilenced ? await this.deps.isSilenced(tx, current, now) : false;
-      const { policy } = await policyOf(tx, current.user_id);
+      const current: Alert = { ...alertRow, episode: episode ?? null };
+      const silenced = await isSilenced(tx, current, now);
+      const policy = policyFrom(user_policy);
       const result = step(lifecycleOf(current), observation, thresholdsOf(current, policy), {
         now,
         silenced,
@@ -385,7 +389,11 @@ export function lifecycleOf(alert: Alert): Lifecycle {
   };
 }
 
-/** Writes what a step decided: the alert's lifecycle columns, its episode, its events. */
+/**
+ * Writes what a step decided in one statement: the alert's lifecycle columns, the episode it
+ * opened, notified or closed, and one event per transition. (The new episode's row is there for
+ * the foreign keys: they are checked at the end of the statement.)
+ */
 async function store(
   tx: TransactionSql,
   alert: Alert,
@@ -394,17 +402,33 @@ async function store(
   now: Date,
 ): Promise<void> {
   const { next, opened, closed } = result;
-  if (opened) {
-    await tx`
-      insert into alert_episodes (id, alert_id, user_id, started_at, notified)
-      values (${opened.id}, ${alert.id}, ${alert.user_id}, ${opened.startedAt}, ${
-      next.episode?.notified ?? false
-    })`;
-  } else if (next.episode && next.episode.notified !== alert.episode?.notified) {
-    await tx`update alert_episodes set notified = true where id = ${next.episode.id}`;
-  }
-  if (closed) await tx`update alert_episodes set ended_at = ${now} where id = ${closed.id}`;
+  const episodeId = next.episode?.id ?? closed?.id ?? null;
+  const notified = next.episode?.notified ?? closed?.notified ?? false;
+  const touchEpisode = !opened && episodeId !== null &&
+    (closed !== undefined || notified !== (alert.episode?.notified ?? false));
+  const transitions = result.transitions.map((t) => ({ from_state: t.from, to_state: t.to }));
+  const value = observation.kind === "error" ? null : observation.value;
+  const error = observation.kind === "error" ? observation.error : null;
   await tx`
+    with opened as (
+      insert into alert_episodes (id, alert_id, user_id, started_at, notified)
+      select ${opened?.id ?? null}::uuid, ${alert.id}, ${alert.user_id},
+             ${opened?.startedAt ?? null}::timestamptz, ${notified}
+      where ${opened !== undefined}
+      returning id
+    ), touched as (
+      update alert_episodes
+      set notified = ${notified},
+          ended_at = case when ${closed !== undefined} then ${now}::timestamptz else ended_at end
+      where id = ${episodeId}::uuid and ${touchEpisode}
+      returning id
+    ), events as (
+      insert into alert_events (alert_id, episode_id, from_state, to_state, value, error, at)
+      select ${alert.id}, ${episodeId}::uuid, t.from_state, t.to_state,
+             ${tx.json(value as never)}::jsonb, ${error}, ${now}
+      from jsonb_to_recordset(${tx.json(transitions as never)}) as t(from_state text, to_state text)
+      returning id
+    )
     update alerts set
       state = ${next.state}, state_since = ${next.since},
       consecutive_failures = ${next.failures}, consecutive_successes = ${next.successes},
@@ -413,18 +437,6 @@ async function store(
       episode_id = ${next.episode?.id ?? null},
       last_fired_at = ${next.lastNotifiedAt ?? alert.last_fired_at}
     where id = ${alert.id}`;
-  if (result.transitions.length === 0) return;
-  const value = observation.kind === "error" ? null : observation.value;
-  const error = observation.kind === "error" ? observation.error : null;
-  const episodeId = next.episode?.id ?? closed?.id ?? null;
-  await tx`
-    insert into alert_events (alert_id, episode_id, from_state, to_state, value, error, at)
-    select ${alert.id}, ${episodeId}::uuid, t.from_state, t.to_state, ${
-    tx.json(value as never)
-  }::jsonb, ${error}, ${now}
-    from jsonb_to_recordset(${
-    tx.json(result.transitions.map((t) => ({ from_state: t.from, to_state: t.to })) as never)
-  }) as t(from_state text, to_state text)`;
 }
 
 function describe(value: unknown): string {

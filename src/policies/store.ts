@@ -20,6 +20,11 @@ function parsed(document: unknown): Policy {
 }
 
 /** The user's policy (the defaults when none is stored). */
+/** A user's stored policy document (null: none stored), as the policy in force. */
+export function policyFrom(document: unknown): Policy {
+  return document === null || document === undefined ? DEFAULT_POLICY : parsed(document);
+}
+
 export async function policyOf(sql: Queryable, userId: string): Promise<StoredPolicy> {
   const [row] = await sql<{ policy: unknown; updated_at: Date }[]>`
     select policy, updated_at from notification_policies where user_id = ${userId}`;

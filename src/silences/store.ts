@@ -158,8 +158,8 @@ export async function activeSilences(
 }
 
 /**
- * Whether an active silence of the alert's owner matches it at `now` — the evaluator's
- * `SilenceCheck` (src/alerts/evaluator.ts): pass its transaction as `sql`.
+ * Whether an active silence of the alert's owner matches it at `now`; the evaluator asks inside
+ * its transaction (src/alerts/evaluator.ts), so pass that transaction as `sql`.
  */
 export async function isSilenced(
   sql: Queryable,
