@@ -363,7 +363,12 @@ dbTest("delivery model: never lost, never sent twice, never stuck", async (t, db
         await workers[i].close();
         workers[i] = fresh(i);
       }
-      for (let round = 0; round < 40; round++) {
+      // Every round sends at least the earliest due retry, and a delivery has at most one first
+      // attempt and one per backoff step: this many rounds drain anything that can drain.
+      const [{ total }] = await db.sql<{ total: number }[]>`
+        select count(*)::int as total from alert_deliveries`;
+      const rounds = 10 + (2 + DEFAULT_SCHEDULE.backoffMs.length) * total;
+      for (let round = 0; round < rounds; round++) {
         const [open] = await db.sql<{ n: number; next: Date | null }[]>`
           select (select count(*)::int from alert_deliveries where status = 'pending')
                + (select count(*)::int from alert_dlq where state = 'pending') as n,
