@@ -15,7 +15,7 @@ import {
 } from "../delivery/store.ts";
 import { CHANNELS } from "../delivery/types.ts";
 import type { Principal } from "../http/env.ts";
-import { ownerScope } from "../users/auth.ts";
+import { ownerScope, targetUser } from "../users/auth.ts";
 import {
   bearerAuth,
   createRouter,
@@ -396,15 +396,7 @@ export function alertsRoutes(deps: AlertsDeps) {
     async (c) => {
       const body = c.req.valid("json");
       const p = c.get("principal");
-      let userId = p.userId;
-      if (body.user_id !== undefined && body.user_id !== p.userId) {
-        if (p.role !== "admin") {
-          throw Problem.forbidden("Only admins create alerts for other users.");
-        }
-        const [exists] = await sql`select 1 from users where id = ${body.user_id}`;
-        if (!exists) throw Problem.invalid([{ path: "user_id", message: "there is no such user" }]);
-        userId = body.user_id;
-      }
+      const userId = await targetUser(sql, p, body.user_id, "alerts");
       await semanticErrors(body.condition, body.channels);
       const { user_id: _u, channels, ...rest } = body;
       const max = deps.config.MAX_ALERTS_PER_USER;

@@ -17,7 +17,7 @@ import {
 } from "../http/openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../http/pagination.ts";
 import { Problem } from "../http/problem.ts";
-import { ownerScope } from "../users/auth.ts";
+import { ownerScope, targetUser } from "../users/auth.ts";
 import { MATCHER_OPS, MatchersSchema } from "./matchers.ts";
 import {
   expireSilence,
@@ -121,15 +121,7 @@ export function silencesRoutes(deps: SilencesDeps) {
     async (c) => {
       const body = c.req.valid("json");
       const p = c.get("principal");
-      let userId = p.userId;
-      if (body.user_id !== undefined && body.user_id !== p.userId) {
-        if (p.role !== "admin") {
-          throw Problem.forbidden("Only admins create silences for other users.");
-        }
-        const [exists] = await sql`select 1 from users where id = ${body.user_id}`;
-        if (!exists) throw Problem.invalid([{ path: "user_id", message: "there is no such user" }]);
-        userId = body.user_id;
-      }
+      const userId = await targetUser(sql, p, body.user_id, "silences");
       const now = clock.now();
       const given = body.starts_at === undefined ? now : new Date(body.starts_at);
       const silence = await insertSilenceCapped(

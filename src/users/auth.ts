@@ -92,6 +92,25 @@ export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
 
 export const requireAdmin = requireRole("admin");
 
+/**
+ * The user a create is for: the caller, or (admins only: 403 otherwise) the `requested` user,
+ * who must exist (422 naming `user_id`). `what` names the rows, for the 403.
+ */
+export async function targetUser(
+  sql: Sql,
+  principal: Principal,
+  requested: string | undefined,
+  what: string,
+): Promise<string> {
+  if (requested === undefined || requested === principal.userId) return principal.userId;
+  if (principal.role !== "admin") {
+    throw Problem.forbidden(`Only admins create ${what} for other users.`);
+  }
+  const [exists] = await sql`select 1 from users where id = ${requested}`;
+  if (!exists) throw Problem.invalid([{ path: "user_id", message: "there is no such user" }]);
+  return requested;
+}
+
 /** Whose rows a caller may act on: admins anyone's (undefined), users their own. */
 export function ownerScope(principal: Principal): string | undefined {
   return principal.role === "admin" ? undefined : principal.userId;

@@ -23,10 +23,10 @@ import type { Sql } from "../../db/database.ts";
 import { PAGERDUTY_ROUTING_KEY } from "../../alerts/store.ts";
 import { alertSecret, type SecretField } from "./alert_secret.ts";
 import type { Secrets } from "../../security/secrets.ts";
-import { retryAfterMs } from "./email.ts";
 import {
   alertLink,
   type Answer,
+  answerOutcome,
   isAnswer,
   isRecovery,
   kindOf,
@@ -118,21 +118,7 @@ function detailOf(text: string): string {
 
 /** What an HTTP status from the Events API means. */
 export function pagerdutyOutcome(answer: Answer, hide: readonly string[]): SendResult {
-  const { status } = answer;
-  if (status >= 200 && status < 300) return { outcome: "delivered", providerStatus: status };
-  const detail = redact(detailOf(answer.text).slice(0, 300), hide);
-  const error = `PagerDuty answered HTTP ${status}${detail ? `: ${detail}` : ""}`;
-  if (status === 429) {
-    return {
-      outcome: "failed",
-      permanent: false,
-      error,
-      providerStatus: status,
-      retryAfterMs: retryAfterMs(answer.headers.get("retry-after")),
-    };
-  }
-  const permanent = status >= 400 && status < 500 && status !== 408;
-  return { outcome: "failed", permanent, error, providerStatus: status };
+  return answerOutcome("PagerDuty", answer, redact(detailOf(answer.text).slice(0, 300), hide));
 }
 
 const ROUTING_KEY_FIELD: SecretField = {

@@ -243,12 +243,15 @@ export function isAnswer(result: Answer | SendResult): result is Answer {
   return "status" in result && !("outcome" in result);
 }
 
-/** What an HTTP status from Slack means. */
-export function slackOutcome(answer: Answer, hide: readonly string[]): SendResult {
+/**
+ * What an HTTP answer from a chat or paging API means: 2xx delivered; 429 retried after its
+ * Retry-After; any other 4xx permanent (the payload, the webhook or its channel is wrong: asking
+ * again will not change it; 408 is a proxy's timeout, not the provider's no); else retried.
+ */
+export function answerOutcome(provider: string, answer: Answer, detail: string): SendResult {
   const { status } = answer;
   if (status >= 200 && status < 300) return { outcome: "delivered", providerStatus: status };
-  const detail = redact(answer.text.trim().slice(0, 200), hide);
-  const error = `Slack answered HTTP ${status}${detail ? `: ${detail}` : ""}`;
+  const error = `${provider} answered HTTP ${status}${detail ? `: ${detail}` : ""}`;
   if (status === 429) {
     return {
       outcome: "failed",
@@ -258,10 +261,13 @@ export function slackOutcome(answer: Answer, hide: readonly string[]): SendResul
       retryAfterMs: retryAfterMs(answer.headers.get("retry-after")),
     };
   }
-  // 4xx: the payload, the webhook or its channel is wrong (revoked, archived): asking again
-  // will not change it. 408 is a proxy's timeout, not Slack's no.
   const permanent = status >= 400 && status < 500 && status !== 408;
   return { outcome: "failed", permanent, error, providerStatus: status };
+}
+
+/** What an HTTP status from Slack means. */
+export function slackOutcome(answer: Answer, hide: readonly string[]): SendResult {
+  return answerOutcome("Slack", answer, redact(answer.text.trim().slice(0, 200), hide));
 }
 
 const WEBHOOK_URL_FIELD: SecretField = {
