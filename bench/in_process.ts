@@ -14,6 +14,9 @@ import { createMetrics } from "../src/observability/metrics.ts";
 import { setupTracing } from "../src/observability/tracing.ts";
 import { PatternDefinitionSchema } from "../src/patterns/definition.ts";
 import { createServices } from "../src/services.ts";
+import { statusData } from "../src/status/data.ts";
+import { renderStatusPage } from "../src/status/page.tsx";
+import { statusRoutes } from "../src/status/routes.ts";
 
 export function services(sql: Sql) {
   const config = loadConfig({ VIGIL_ENV: "production", DB_POOL_SIZE: "10" });
@@ -103,13 +106,21 @@ export async function seedAlerts(sql: Sql, count: number): Promise<void> {
     from generate_series(1, ${count}) as i`;
 }
 
-/** Alerts fired → in-app notifications delivered, per second (the evaluation job, in process). */
-export async function alertFirePerSecond(url: string, count: number): Promise<number> {
+/**
+ * Alerts fired → in-app notifications delivered, per second (the evaluation job, in process).
+ * `checkResults: false` leaves the uptime history out (the baseline of its cost).
+ */
+export async function alertFirePerSecond(
+  url: string,
+  count: number,
+  options: { checkResults?: boolean } = {},
+): Promise<number> {
   const sql = postgres(url, { max: 10, onnotice: () => {} });
   try {
     await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
     await seedAlerts(sql, count);
     const app = services(sql);
+    if (options.checkResults === false) app.evaluator.record = () => Promise.resolve();
     const started = performance.now();
     const result = await evaluateDueAlerts(app, new Date());
     const seconds = (performance.now() - started) / 1000;
@@ -178,5 +189,87 @@ export async function dlqDrain(
     return { rowsPerSecond: count / seconds, duplicates: Number(duplicates) };
   } finally {
     await Promise.all([seedSql.end(), ...pools.map((p) => p.end())]);
+  }
+}
+
+/**
+ * GET /status with `count` public alerts and 90 days of history each: the p99 of requests from 8
+ * clients for 3 s while the cache recomputes every 200 ms (in the background: stale while
+ * revalidating), beside the p99 of one uncached computation (its five statements and render).
+ */
+export async function statusPageP99(
+  url: string,
+  count: number,
+  samples = 40,
+): Promise<{ p99Ms: number; computeP99Ms: number; renderP99Ms: number; bytes: number }> {
+  const sql = postgres(url, { max: 4, onnotice: () => {} });
+  try {
+    await sql`truncate alerts, alert_episodes, check_results, check_rollups cascade`;
+    const userId = await benchUser(sql);
+    const now = new Date();
+    await sql`
+      insert into alerts (user_id, name, condition, next_eval_at, created_at, updated_at, public,
+                          labels, enabled)
+      select ${userId}, 'check ' || i, '{}', now(), now(), now(), true,
+             jsonb_build_object('group', 'group ' || (i % 5)), false
+      from generate_series(1, ${count}) as i`;
+    // 90 daily and 24 hourly rollups per alert; every tenth alert firing, with an episode.
+    await sql`
+      insert into check_rollups (alert_id, period, bucket, evaluations, ok, latency_min_ms,
+                                 latency_max_ms, latency_sum_ms, latency_buckets)
+      select a.id, p.period, p.bucket, 1440, 1440 - (random() * 5)::int, 5, 900, 1440 * 40,
+             '{0,100,800,400,100,30,8,2,0,0,0,0}'
+      from alerts a cross join lateral (
+        select 'day' as period, date_trunc('day', ${now}::timestamptz at time zone 'UTC')
+                 at time zone 'UTC' - d * interval '1 day' as bucket
+        from generate_series(0, 89) as d
+        union all
+        select 'hour', date_trunc('hour', ${now}::timestamptz) - h * interval '1 hour'
+        from generate_series(0, 23) as h
+      ) p`;
+    await sql`
+      with firing as (
+        select id, user_id from alerts where (substring(name from 7))::int % 10 = 0
+      ), opened as (
+        insert into alert_episodes (id, alert_id, user_id, started_at)
+        select gen_random_uuid(), id, user_id, now() - interval '12 minutes' from firing
+        returning id, alert_id
+      )
+      update alerts a set state = 'firing', episode_id = o.id from opened o
+      where a.id = o.alert_id`;
+    const config = { STATUS_PAGE_TITLE: "bench status", STATUS_PAGE_DESCRIPTION: undefined };
+    const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.99) - 1];
+    const compute: number[] = [];
+    const render: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < samples; i++) {
+      const started = performance.now();
+      const data = await statusData(sql as unknown as Sql, new Date(), config);
+      const rendering = performance.now();
+      bytes = renderStatusPage(data).length;
+      const done = performance.now();
+      compute.push(done - started);
+      render.push(done - rendering);
+    }
+    const routes = statusRoutes({
+      sql: sql as unknown as Sql,
+      clock: systemClock,
+      config,
+      cacheMs: 200,
+    });
+    await (await routes.request("/status")).text(); // warm
+    const served: number[] = [];
+    const until = performance.now() + 3000;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (performance.now() < until) {
+        const started = performance.now();
+        const res = await routes.request("/status");
+        await res.text();
+        served.push(performance.now() - started);
+      }
+    }));
+    return { p99Ms: p99(served), computeP99Ms: p99(compute), renderP99Ms: p99(render), bytes };
+  } finally {
+    await sql.end();
   }
 }

@@ -8,13 +8,14 @@ import { migrate } from "../src/db/migrate.ts";
 import { setupLogging } from "../src/observability/logger.ts";
 import { type Cluster, freePort, startCluster, which } from "../tests/support/cluster.ts";
 import { chaosFigures } from "./chaos.ts";
-import { alertFirePerSecond, dlqDrain, stepOverheadUs } from "./in_process.ts";
+import { alertFirePerSecond, dlqDrain, statusPageP99, stepOverheadUs } from "./in_process.ts";
 import { wrk } from "./wrk.ts";
 
 const RUNS = 3;
 const LOAD_SECONDS = 5;
 const CONNECTIONS = 32;
 const ALERTS = 10_000;
+const STATUS_ALERTS = 100;
 const DLQ_ROWS = 10_000;
 const ADMIN_KEY = "vgl_" + "b".repeat(43);
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -314,10 +315,23 @@ async function main() {
     await vigil.status;
     vigil = undefined;
 
-    log(`alert firing: ${ALERTS} alerts → in-app notifications`);
+    log(`alert firing: ${ALERTS} alerts → in-app notifications, with and without check results`);
     const fire: number[] = [];
-    for (let i = 0; i < RUNS; i++) fire.push(await alertFirePerSecond(dbUrl, ALERTS));
+    const fireWithout: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      fireWithout.push(await alertFirePerSecond(dbUrl, ALERTS, { checkResults: false }));
+      fire.push(await alertFirePerSecond(dbUrl, ALERTS));
+    }
     results.alert_fire_per_s = round(median(fire), 0);
+    results.alert_fire_per_s_without_check_results = round(median(fireWithout), 0);
+    results.check_results_cost_ratio = round(median(fire) / median(fireWithout), 3);
+
+    log(`status page: ${STATUS_ALERTS} public alerts, 90 days each`);
+    const status = await statusPageP99(dbUrl, STATUS_ALERTS);
+    results.status_page_p99_ms = round(status.p99Ms);
+    results.status_compute_p99_ms = round(status.computeP99Ms);
+    results.status_render_p99_ms = round(status.renderP99Ms);
+    results.status_page_bytes = status.bytes;
 
     log(`DLQ drain: ${DLQ_ROWS} due rows, one worker then two`);
     const one: number[] = [];
@@ -386,6 +400,18 @@ function printTable(r: Record<string, unknown>) {
     ],
     ["step_overhead_us", r.step_overhead_us, "—", "—"],
     ["alert_fire_per_s", r.alert_fire_per_s, "—", "—"],
+    [
+      "check_results_cost_ratio",
+      r.alert_fire_per_s,
+      `${r.alert_fire_per_s_without_check_results} (without check results)`,
+      r.check_results_cost_ratio,
+    ],
+    [
+      "status_page_p99_ms",
+      r.status_page_p99_ms,
+      `${r.status_compute_p99_ms} (uncached: ${r.status_render_p99_ms} of it rendering)`,
+      "—",
+    ],
     [
       "dlq_drain_rows_per_s_1w",
       r.dlq_drain_rows_per_s_1w,

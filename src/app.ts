@@ -22,7 +22,10 @@ import { patternRoutes } from "./patterns/routes.ts";
 import { policiesRoutes } from "./policies/routes.ts";
 import type { Services } from "./services.ts";
 import { silencesRoutes } from "./silences/routes.ts";
+import { slaRoutes } from "./sla/routes.ts";
+import { statusRoutes } from "./status/routes.ts";
 import { authenticate, Authenticator } from "./users/auth.ts";
+import { uptimeRoutes } from "./uptime/routes.ts";
 import { usersRoutes } from "./users/routes.ts";
 
 export interface AppDeps extends Services {
@@ -37,8 +40,13 @@ export function createApp(deps: AppDeps) {
   const app = createRouter();
 
   // First, so that its span, log fields and timing wrap everything else.
-  app.use(observeRequests({ tracer, metrics, logger: logger.child("http") }));
-  app.use(secureHeaders());
+  app.use(observeRequests({ tracer, metrics, logger: logger.child("http"), sla: deps.slaTraffic }));
+  // Badges are images for other sites' pages (READMEs, wikis): they may be embedded anywhere.
+  const headers = secureHeaders();
+  const badgeHeaders = secureHeaders({ crossOriginResourcePolicy: "cross-origin" });
+  app.use((c, next) =>
+    c.req.path.startsWith("/status/badge/") ? badgeHeaders(c, next) : headers(c, next)
+  );
   // 1 MiB for every route but the Alertmanager receiver, which limits its own body (after its
   // token check): Alertmanager drops a group answered 413, and a big group exceeds 1 MiB.
   const apiBodyLimit = limitBody(MAX_BODY_BYTES);
@@ -84,10 +92,12 @@ export function createApp(deps: AppDeps) {
     "/",
     metricsRoutes({ metrics, token: config.METRICS_TOKEN, open: config.METRICS_PUBLIC }),
   );
+  app.route("/", slaRoutes({ report: deps.slaReport, auth, open: config.SLA_PUBLIC }));
   app.route("/v1", usersRoutes({ sql, clock, auth }));
   app.route("/v1", agentsRoutes(deps));
   app.route("/v1", patternRoutes(deps));
   app.route("/v1", alertsRoutes(deps));
+  app.route("/v1", uptimeRoutes(deps));
   app.route("/v1", silencesRoutes(deps));
   app.route("/v1", notificationsRoutes(deps));
   app.route("/v1", policiesRoutes(deps));
@@ -109,8 +119,10 @@ export function createApp(deps: AppDeps) {
   });
   // Swagger UI, served from vigil itself (works offline).
   app.route("/", docsRoutes());
+  // The public status page (alerts marked public), its data and badges.
+  app.route("/", statusRoutes(deps));
 
-  app.onError(errorHandler(logger.child("http")));
+  app.onError(errorHandler(logger.child("http"), deps.errors));
   app.notFound(notFoundHandler);
   return app;
 }

@@ -32,6 +32,11 @@ const durationList = z.string().transform((v, ctx) => {
   }
 });
 
+/** A percentage strictly between 0 and 100. */
+const percentTarget = (fallback: number) =>
+  z.coerce.number({ error: "must be a percentage" }).gt(0, "must be above 0")
+    .lt(100, "must be below 100").default(fallback);
+
 const emailList = z.string().transform((v, ctx) => {
   const emails = v.split(",").map((s) => s.trim()).filter(Boolean);
   for (const email of emails) {
@@ -128,6 +133,12 @@ const EnvSchema = z.object({
   ]).default("parentbased_traceidratio"),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ error: "must be a number from 0 to 1" })
     .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").default(1),
+  // Error tracking (optional): without a DSN, @sentry/deno is never loaded (README).
+  SENTRY_DSN: url.optional(),
+  SENTRY_TRACES_SAMPLE_RATE: z.coerce.number({ error: "must be a number from 0 to 1" })
+    .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").default(0),
+  // Defaults to VIGIL_ENV.
+  SENTRY_ENVIRONMENT: z.string().min(1).max(64).optional(),
 
   CB_FAILURE_THRESHOLD: int(1, 1000).default(5),
   CB_OPEN_SECONDS: int(1, 86_400).default(60),
@@ -159,6 +170,14 @@ const EnvSchema = z.object({
   // Alertmanager drops a group answered 413, so its receiver takes more than the API's 1 MiB.
   ALERTMANAGER_MAX_BODY_BYTES: int(1024 * 1024, 256 * 1024 * 1024).default(32 * 1024 * 1024),
   DELIVERY_RETENTION_DAYS: int(1, 3650).default(30),
+  // Uptime, SLA and the status page (issue 11).
+  CHECK_RESULT_RETENTION_DAYS: int(1, 3650).default(14),
+  SLA_PUBLIC: bool.default(true),
+  SLA_AVAILABILITY_TARGET: percentTarget(99.5),
+  SLA_ERROR_RATE_TARGET: percentTarget(1),
+  SLA_P95_MS: int(1, 600_000).default(1000),
+  STATUS_PAGE_TITLE: z.string().trim().min(1).max(200).default("vigil status"),
+  STATUS_PAGE_DESCRIPTION: z.string().trim().max(1000).optional(),
   // Secrets at rest: the key that seals, and older keys that still open (README).
   VIGIL_SECRET_KEY: secretKey.optional(),
   VIGIL_SECRET_KEY_PREVIOUS: secretKeyList.optional(),

@@ -13,11 +13,13 @@ import { closeLogging, rootLogger, setupLogging } from "./observability/logger.t
 import { createMetrics, VERSION } from "./observability/metrics.ts";
 import { EventLoopLag } from "./observability/event_loop.ts";
 import { setupTracing } from "./observability/tracing.ts";
+import { noopReporter, setupErrorReporting } from "./observability/sentry.ts";
 import { loadExamplePatterns } from "./patterns/examples.ts";
 import { reencryptSecrets } from "./security/reencrypt.ts";
 import { type ResolvedKeys, resolveKeys, Secrets } from "./security/secrets.ts";
 import { createServices } from "./services.ts";
 import { bootstrapAdmin } from "./users/bootstrap.ts";
+import { withinMs } from "./util/timeout.ts";
 
 function configOrExit(): Config {
   try {
@@ -135,6 +137,16 @@ async function main() {
   if (config.OTEL_EXPORTER_OTLP_ENDPOINT) {
     logger.info("exporting traces to {endpoint}", { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   }
+  // Error tracking: @sentry/deno is imported only when SENTRY_DSN is set.
+  const errors = await setupErrorReporting(config).catch((error) => {
+    logger.warn("error tracking is off: @sentry/deno did not load: {message}", {
+      message: (error as Error).message,
+    });
+    return noopReporter;
+  });
+  if (errors.enabled) {
+    logger.info("reporting errors to Sentry at {host}", { host: new URL(config.SENTRY_DSN!).host });
+  }
 
   if (!config.METRICS_TOKEN && !config.METRICS_PUBLIC) {
     logger.warn("/metrics is off: set METRICS_TOKEN for Prometheus (or METRICS_PUBLIC=true)");
@@ -161,6 +173,7 @@ async function main() {
     metrics: createMetrics(),
     tracer: tracing.tracer,
     secrets: Secrets.of(keys.keyring),
+    errors,
   });
   // Rows written before encryption, or sealed with a previous key, are sealed with the current
   // one (compare-and-set per row: safe while other replicas do the same).
@@ -177,6 +190,7 @@ async function main() {
 
   await services.patterns.initMetrics();
   services.dbMonitor.start();
+  services.slaTraffic.start();
   const eventLoop = new EventLoopLag(services.metrics);
   eventLoop.start();
   await services.skew.measure().catch((error) =>
@@ -215,8 +229,14 @@ async function main() {
       services.drain.stop(timeoutMs - 2 * closing, closing),
     ]);
     if (!drained) logger.warn("some work was still running at the deadline and was cut off");
+    // The last seconds of API traffic, for /sla/status (kept in memory until flushed).
+    await withinMs(services.slaTraffic.stop(), closing, "SLA flush").catch(() => {
+      logger.warn("the last SLA traffic could not be written before exit");
+    });
     services.dbMonitor.stop();
     eventLoop.stop();
+    // The last error events (sends cut off or exhausted while stopping), within a short wait.
+    await errors.flush(Math.min(2000, closing)).catch(() => false);
     await tracing.shutdown();
     await db.close();
     logger.info("stopped");

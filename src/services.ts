@@ -31,8 +31,14 @@ import { Drain } from "./jobs/drain.ts";
 import type { Job } from "./jobs/scheduler.ts";
 import type { Logger } from "./observability/logger.ts";
 import type { Metrics } from "./observability/metrics.ts";
+import { type ErrorReporter, noopReporter } from "./observability/sentry.ts";
 import { Orchestrator } from "./patterns/orchestrator.ts";
 import { pruneRunsJob } from "./patterns/prune.ts";
+import { slaAgent } from "./sla/agent.ts";
+import { SlaReport } from "./sla/status.ts";
+import { SlaTraffic } from "./sla/traffic.ts";
+import { pruneUptimeJob } from "./uptime/prune_job.ts";
+import { publicChecks } from "./uptime/store.ts";
 import { PatternService } from "./patterns/service.ts";
 import { Secrets } from "./security/secrets.ts";
 
@@ -48,6 +54,8 @@ export interface BaseDeps {
    * from the configuration at first use.
    */
   secrets?: Secrets;
+  /** Error tracking (Sentry when SENTRY_DSN is set); a no-op by default. */
+  errors?: ErrorReporter;
 }
 
 export function createServices(base: BaseDeps) {
@@ -60,6 +68,7 @@ export function createServices(base: BaseDeps) {
     tracer: config.OTEL_EXPORTER_OTLP_ENDPOINT ? tracer : undefined,
   });
   const secrets = base.secrets ?? Secrets.fromConfig(config);
+  const errors = base.errors ?? noopReporter;
   const policy = { allowPrivate: config.ALLOW_PRIVATE_TARGETS, tracer };
   const runtime = new AgentRuntime({
     clock,
@@ -69,6 +78,10 @@ export function createServices(base: BaseDeps) {
     openMs: config.CB_OPEN_SECONDS * 1000,
   });
   for (const agent of builtinAgents(config, policy)) runtime.register(agent);
+  // vigil's own API traffic, for /sla/status and the `sla.status` capability.
+  const slaTraffic = new SlaTraffic({ sql, clock, logger: logger.child("sla") });
+  const slaReport = new SlaReport({ sql, clock, targets: config });
+  runtime.register(slaAgent(slaReport));
   const remote = new RemoteAgents({
     sql,
     runtime,
@@ -126,6 +139,7 @@ export function createServices(base: BaseDeps) {
     schedule,
     drain,
     tracer,
+    errors,
   });
   const evaluator = new AlertEvaluator({
     sql,
@@ -145,6 +159,7 @@ export function createServices(base: BaseDeps) {
     timeoutMs: config.DB_TIMEOUT_MS,
     dlqCounts: () => dlqCounts(sql),
     alertStates: () => alertStateCounts(sql),
+    publicChecks: () => publicChecks(sql, clock.now()),
     pool: trackTransactions(sql),
     poolMax: config.DATABASE_URL ? config.DB_POOL_SIZE : EMBEDDED_POOL_SIZE,
   });
@@ -155,11 +170,13 @@ export function createServices(base: BaseDeps) {
     clockSkewJob(skew),
     pruneRunsJob(sql, config.PATTERN_RUN_RETENTION_DAYS),
     pruneDeliveriesJob(sql, config.DELIVERY_RETENTION_DAYS),
+    pruneUptimeJob(sql, config.CHECK_RESULT_RETENTION_DAYS),
   ];
   return {
     ...base,
     sql, // traced (above)
     secrets,
+    errors,
     policy,
     runtime,
     remote,
@@ -172,6 +189,8 @@ export function createServices(base: BaseDeps) {
     drain,
     skew,
     dbMonitor,
+    slaTraffic,
+    slaReport,
     jobs,
   };
 }

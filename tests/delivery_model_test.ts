@@ -264,7 +264,7 @@ dbTest("delivery model: never lost, never sent twice, never stuck", async (t, db
     runs++;
     await db.sql`
       truncate alerts, alert_episodes, alert_events, alert_deliveries, delivery_attempts,
-               alert_dlq, notifications`;
+               alert_dlq, notifications, check_results, check_rollups`;
     clock.set("2026-01-01T00:00:00Z");
     resend.reset();
     hook.reset();

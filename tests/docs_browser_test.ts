@@ -6,21 +6,9 @@
  */
 import puppeteer, { type Browser } from "puppeteer-core";
 import { assert, assertEquals } from "./support/assert.ts";
+import { findChromium } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
-
-function findChromium(): string | undefined {
-  const override = Deno.env.get("CHROMIUM_PATH");
-  if (override) return override;
-  for (const name of ["chromium", "chromium-browser"]) {
-    for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-      try {
-        if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-      } catch { /* not here */ }
-    }
-  }
-  return undefined;
-}
 
 const chromium = findChromium();
 

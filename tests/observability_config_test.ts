@@ -108,6 +108,7 @@ function catalogue(): Catalogue {
     "runs.prune",
     "deliveries.prune",
     "clock.skew",
+    "uptime.prune",
   ];
 
   metric("http_requests_total", ["method", "status", "ok", "route"], { ok: ["true", "false"] });
@@ -169,6 +170,12 @@ function catalogue(): Catalogue {
   metric("vigil_database_transactions_waiting", []);
   histogram("vigil_event_loop_lag_seconds", []);
   metric("http_rate_limited_total", ["reason"], { reason: ["api_key", "auth_failures"] });
+  // Public alerts (the status page), read from the database: the same on every replica.
+  metric("check_up", ["alert_id", "name", "group"]);
+  metric("check_uptime_ratio", ["alert_id", "name", "group", "window"], {
+    window: ["24h", "30d"],
+  });
+  metric("check_result_write_failures_total", []);
   metric("up", []);
   // Recording rules keep job plus the labels they aggregate by.
   for (const name of recordingRuleNames()) {
@@ -927,6 +934,32 @@ Deno.test("observability: Grafana provisioning and dashboards", async (t) => {
     find('rate(silenced_notifications_total{job="vigil"}');
   });
 
+  await t.step("SLA & Uptime reads the public checks once per alert, and not when stale", () => {
+    const sla = dashboards.find((d) => d.file === "sla-uptime.json")!.dashboard;
+    const exprs = dashboardPanels(sla).flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? ""));
+    const checks = exprs.filter((e) => /\bcheck_(up|uptime_ratio)\{/.test(e));
+    assert(checks.length >= 3, "no panel queries check_up and check_uptime_ratio");
+    for (const expr of checks) {
+      // Every replica exports every public alert with the same value: max, never sum.
+      for (const m of expr.matchAll(/(\w+)(?: by \(([^)]*)\))? \(check_(?:up|uptime_ratio)\{/g)) {
+        assertEquals([m[1], m[2]], ["max", "alert_id, name, group"], expr);
+      }
+      assert(
+        expr.includes(
+          'and on() (time() - max(vigil_database_last_read_timestamp_seconds{job="vigil"}) < 30)',
+        ),
+        `shown even when stale: ${expr}`,
+      );
+    }
+    assert(checks.some((e) => e.includes('check_uptime_ratio{job="vigil", window="30d"}')));
+    // The SLO panels read the recorded ratios of slo.yml, for every window the stats show.
+    const text = exprs.join("\n");
+    for (const w of ["1h", "6h", "3d", "30d"]) {
+      assert(text.includes(`job:http_request_errors:ratio_rate${w}{job="vigil"}`), w);
+    }
+    assert(text.includes('job:http_requests_over_1s:ratio_rate30d{job="vigil"}'));
+  });
+
   await t.step("dashboardQueries() covers every Prometheus target", () => {
     const queries = dashboardQueries();
     const targets = dashboards.flatMap(({ dashboard }) =>
@@ -960,6 +993,10 @@ Deno.test("observability: alert rules", async (t) => {
         "CronJobNotRunning",
         "AvailabilitySLOBurnRatePage",
         "AvailabilitySLOBurnRateTicket",
+        "LatencySLOBurnRatePage",
+        "LatencySLOBurnRateTicket",
+        "ErrorRateSLOBurnRatePage",
+        "ErrorRateSLOBurnRateTicket",
       ]
     ) assert(names.has(name), `${name} is missing`);
     const highError = alerts.filter((a) => a.rule.alert === "HighErrorRate");

@@ -6,8 +6,9 @@
  * 1. Activity is driven through vigil's API (pattern runs, a failing agent whose breaker opens,
  *    deliveries that fail and are retried, 4xx answers, alerts through their lifecycle: an
  *    episode that fires, repeats and resolves, a pending alert, one in error, one a silence holds
- *    back), the Alert lifecycle panels show it, and CircuitBreakerOpen travels through
- *    Alertmanager back into vigil as a notification.
+ *    back), the Alert lifecycle panels show it, SLA & Uptime shows the one public alert (up, its
+ *    uptime), and CircuitBreakerOpen travels through Alertmanager back into vigil as a
+ *    notification.
  * 2. The database is stopped for a minute under traffic: scrapes keep succeeding, API requests
  *    get fast 503s that are counted, VigilDatabaseDown and HighErrorRate fire and reach
  *    Alertmanager without being inhibited, and the dashboards say so (Database up 0, errors,
@@ -34,6 +35,7 @@ import { startVigil } from "./support/process.ts";
 import { parseMetrics } from "./support/prometheus_text.ts";
 import { serveLocal } from "./support/servers.ts";
 import { alwaysMatches } from "./support/gauge.ts";
+import { type Child, eventually, startChild as start, stopChild as stop } from "./support/child.ts";
 
 const PROMETHEUS = "prometheus";
 const ALERTMANAGER = "prometheus-alertmanager";
@@ -51,53 +53,7 @@ const OUTAGE_SECONDS = 60;
  */
 const NO_DATA_IN_THIS_TEST: Record<string, string> = {};
 
-/** Polls `check` until it returns a value, for at most `seconds` (external processes, not a clock). */
-async function eventually<T>(
-  what: string,
-  seconds: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + seconds * 1000;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Child {
-  process: Deno.ChildProcess;
-  /** The end of its log (stderr is read all along: a full pipe would block the process). */
-  log(): string;
-  drained: Promise<void>;
-}
-
-function start(command: string, args: string[]): Child {
-  const process = new Deno.Command(command, { args, stdout: "null", stderr: "piped" }).spawn();
-  let log = "";
-  const drained = (async () => {
-    for await (const chunk of process.stderr.pipeThrough(new TextDecoderStream())) {
-      log = (log + chunk).slice(-20_000);
-    }
-  })();
-  return { process, log: () => log, drained };
-}
-
-async function stop(child: Child): Promise<void> {
-  try {
-    child.process.kill("SIGTERM");
-  } catch { /* gone */ }
-  await child.process.status;
-  await child.drained;
-}
 
 /** Rule files with every `for` and group interval shortened, so that alerts fire in seconds. */
 async function fastRules(dir: string): Promise<string[]> {
@@ -423,9 +379,13 @@ Deno.test({
               e.notifications.map((n) => n.kind + (n.silenced ? " (silenced)" : "")).join(", ")
             }`;
           };
-          // An episode: it fires, repeats (repeat_interval_seconds 1) and resolves.
+          // An episode: it fires, repeats (repeat_interval_seconds 1) and resolves. Public: it is
+          // the check of SLA & Uptime's public-check panels (check_up, check_uptime_ratio).
           gauges.episode = 20;
-          const episode = await lifecycleAlert("episode", { repeat_interval_seconds: 1 });
+          const episode = await lifecycleAlert("episode", {
+            repeat_interval_seconds: 1,
+            public: true,
+          });
           assertEquals(await evaluate(episode), "firing: ok → firing; firing");
           await sleep(1100);
           assertEquals(await evaluate(episode), "firing: ; repeat");
@@ -517,6 +477,23 @@ Deno.test({
         assertEquals(await rising("Notifications held back by silences", () => "held back"), [
           "held back",
         ]);
+      });
+
+      await step("SLA & Uptime shows the public check, and only it", async () => {
+        const sla = (title: string) => panel("SLA & Uptime", title);
+        // Read from the database every 5 s, like alerts_by_state: the one public alert, up again.
+        let seen = "";
+        await eventually("check_up of the public alert", 30, async () => {
+          const r = await query(sla("Public checks: up over time"));
+          seen = (r.data?.result ?? []).map((s) => `${s.metric.name} ${s.value[1]}`).join(", ");
+          return seen === "e2e lifecycle: episode 1" || undefined;
+        }).catch((error) => {
+          throw new Error(`${error.message}; last: ${seen}`);
+        });
+        // Three evaluations: matched (firing), matched (repeat), not matched (resolved).
+        const [uptime] = await values(sla("Public checks: uptime, 30 d"));
+        assert(Math.abs(uptime - 1 / 3) < 1e-6, `30-day uptime ${uptime}`);
+        assertEquals(await values(sla("Public checks firing")), [0]);
       });
 
       await step(
@@ -651,6 +628,9 @@ Deno.test({
         assert(age > 30, `database-read values ${age} s old`);
         assertEquals(await show("Alert Delivery & DLQ", "DLQ pending"), [], "stale: No data");
         assertEquals(await show("Alert Delivery & DLQ", "Alerts by state"), [], "stale: No data");
+        assertEquals(await show("SLA & Uptime", "Public checks: up over time"), [], "stale");
+        const [availability1h] = await show("SLA & Uptime", "Availability, 1 h");
+        assert(availability1h < 99.5, `SLA & Uptime: availability ${availability1h}`);
         assertEquals(await show("API Overview", "Instances up"), [1]);
         const [rate] = await show("API Overview", "Request rate");
         assert(rate > 1, `request rate ${rate}`);

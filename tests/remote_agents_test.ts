@@ -72,6 +72,7 @@ dbTest("remote agents: register, call, fail, open, recover through HALF_OPEN", a
       "data",
       "http",
       "prometheus",
+      "sla",
     ]);
     assertEquals(await breaker(), "closed");
     assertEquals(await gauge(), { closed: 1, open: 0, half_open: 0 });

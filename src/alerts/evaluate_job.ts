@@ -3,6 +3,9 @@
  * LOCKED (their next evaluation is scheduled by the claim itself), evaluates each and applies the
  * result to its lifecycle. Every replica may run it at once: each alert is evaluated by one.
  *
+ * Every evaluation is a check result of the alert's uptime history (src/uptime/): a batch's
+ * results are written together, in one statement.
+ *
  * The deliveries of a batch go out together (one write for all in-app notifications), but never
  * wait long for the rest of the batch: once the oldest has waited a quarter of a lease, what has
  * accumulated is sent at once (a slow alert must not hold the others' leases).
@@ -13,7 +16,8 @@ import type { DeliverySchedule } from "../delivery/schedule.ts";
 import type { Drain } from "../jobs/drain.ts";
 import type { Job } from "../jobs/scheduler.ts";
 import { mapPool } from "../util/pool.ts";
-import type { AlertEvaluator } from "./evaluator.ts";
+import { type AlertEvaluator, checkResultOf } from "./evaluator.ts";
+import type { CheckResult } from "../uptime/store.ts";
 import { claimDueAlerts } from "./store.ts";
 
 export const EVALUATION_BATCH = 100;
@@ -38,6 +42,7 @@ export async function evaluateDueAlerts(
     const due = await claimDueAlerts(deps.sql, now, EVALUATION_BATCH);
     let pending: LeasedDelivery[] = [];
     let oldest = 0;
+    const results: CheckResult[] = [];
     const flush = async () => {
       const batch = pending;
       pending = [];
@@ -49,6 +54,7 @@ export async function evaluateDueAlerts(
       if (checked.error) totals.errors++;
       if (checked.matched) totals.matched++;
       const applied = await deps.evaluator.apply(alert, checked, now);
+      results.push(checkResultOf(alert, checked, now));
       if (applied.fired) totals.fired++;
       const fresh = applied.deliveries.filter((d) => d.status === "pending");
       if (fresh.length === 0) return;
@@ -56,7 +62,8 @@ export async function evaluateDueAlerts(
       pending.push(...fresh);
       if (performance.now() - oldest >= maxWaitMs) await flush();
     });
-    await flush();
+    // The batch's check results in one statement, after the deliveries it owes went out.
+    await Promise.all([flush(), deps.evaluator.record(results)]);
     if (due.length < EVALUATION_BATCH) break;
   }
   return totals;

@@ -43,6 +43,7 @@ import {
   type Transition,
 } from "./lifecycle.ts";
 import type { Alert, EpisodeRow } from "./store.ts";
+import { type CheckResult, recordChecks } from "../uptime/store.ts";
 
 export interface DeliverySummary {
   id: string;
@@ -63,6 +64,8 @@ export type SuppressedBy =
 export interface Evaluation {
   value: unknown;
   matched: boolean;
+  /** How long the check took. */
+  duration_ms: number;
   /** The alert's state after this evaluation (unchanged by a dry run). */
   state: AlertState;
   transitions: Transition[];
@@ -91,6 +94,25 @@ export interface Applied {
 
 /** The row apply() reads under the lock. */
 type LockedRow = Omit<Alert, "episode"> & { email: string; user_policy: unknown };
+
+export interface Checked {
+  value: unknown;
+  matched: boolean;
+  error?: string;
+  duration_ms: number;
+}
+
+/** An evaluation as a check result of its alert's uptime history. */
+export function checkResultOf(alert: Alert, checked: Checked, at: Date): CheckResult {
+  return {
+    alert_id: alert.id,
+    at,
+    ok: checked.error === undefined && !checked.matched,
+    value: typeof checked.value === "number" ? checked.value : null,
+    duration_ms: checked.duration_ms,
+    error: checked.error ?? null,
+  };
+}
 
 export interface EvaluatorDeps {
   sql: Sql;
@@ -128,6 +150,7 @@ export class AlertEvaluator {
       };
     }
     const applied = await this.apply(alert, checked, now);
+    await this.record([checkResultOf(alert, checked, now)]);
     const sent = await this.deps.dispatcher.deliver(
       applied.deliveries.filter((d) => d.status === "pending" && !d.not_before),
     );
@@ -145,13 +168,18 @@ export class AlertEvaluator {
     };
   }
 
-  /** Runs the condition: its value and whether it matches, or why it could not be evaluated. */
-  async check(alert: Alert): Promise<{ value: unknown; matched: boolean; error?: string }> {
+  /**
+   * Runs the condition: its value and whether it matches, or why it could not be evaluated, and
+   * how long that took (the check's latency in its uptime history).
+   */
+  async check(alert: Alert): Promise<Checked> {
+    const started = performance.now();
+    const took = () => Math.round((performance.now() - started) * 100) / 100;
     try {
       const value = await this.#conditionValue(alert);
       const matched = compare(value, alert.condition.op, alert.condition.threshold);
       this.deps.metrics.alertEvaluations.inc({ result: matched ? "matched" : "not_matched" });
-      return { value, matched };
+      return { value, matched, duration_ms: took() };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.deps.metrics.alertEvaluations.inc({ result: "error" });
@@ -159,7 +187,24 @@ export class AlertEvaluator {
         alert_id: alert.id,
         error: message,
       });
-      return { value: null, matched: false, error: message };
+      return { value: null, matched: false, error: message, duration_ms: took() };
+    }
+  }
+
+  /**
+   * Writes check results to the uptime history. Never throws: a result that cannot be written
+   * (the database away) is a gap in the history, logged and counted
+   * (check_result_write_failures_total), never a reason to fail the evaluation it records.
+   */
+  async record(results: CheckResult[]): Promise<void> {
+    try {
+      await recordChecks(this.deps.sql, results);
+    } catch (error) {
+      this.deps.metrics.checkResultWriteFailures.inc(results.length);
+      this.deps.logger.error("{count} check results could not be written: {error}", {
+        count: results.length,
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
   }
 
@@ -190,7 +235,7 @@ export class AlertEvaluator {
    */
   async apply(
     alert: Alert,
-    checked: { value: unknown; matched: boolean; error?: string },
+    checked: Pick<Checked, "value" | "matched" | "error">,
     now: Date,
   ): Promise<Applied> {
     const observation: Observation = checked.error !== undefined

@@ -88,6 +88,7 @@ const AlertSchema = z.object({
   notify_on_resolved: z.boolean(),
   labels: z.record(z.string(), z.string()),
   severity: z.enum(SEVERITIES),
+  public: z.boolean(),
   state: z.enum(ALERT_STATES).openapi({
     description: "`pending`: matching, fewer times in a row than failure_threshold; `firing`: an " +
       "episode is open; `error`: error_threshold evaluations in a row could not be made",
@@ -151,6 +152,7 @@ const DeliverySummarySchema = z.object({
 const EvaluationSchema = z.object({
   value: z.unknown(),
   matched: z.boolean(),
+  duration_ms: z.number().openapi({ description: "How long the check took (its uptime latency)" }),
   state: z.enum(ALERT_STATES),
   transitions: z.array(z.object({ from: z.enum(ALERT_STATES), to: z.enum(ALERT_STATES) })),
   notifications: z.array(z.object({ kind: z.enum(NOTIFICATION_KINDS), silenced: z.boolean() })),

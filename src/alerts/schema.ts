@@ -139,6 +139,10 @@ export const AlertFields = {
   notify_on_resolved: z.boolean().openapi({ description: "Send a resolved message" }),
   labels: LabelsSchema,
   severity: z.enum(SEVERITIES),
+  public: z.boolean().openapi({
+    description: "Shown on the public status page (/status): its name, state and uptime " +
+      "(never its condition, value or URL); grouped by its `group` label",
+  }),
 };
 
 /** `cooldown_seconds`, the name before the lifecycle, still means the repeat interval. */
@@ -222,6 +226,7 @@ export const CreateAlertSchema = z.object({
   notify_on_resolved: AlertFields.notify_on_resolved.default(true),
   labels: LabelsSchema.default({}),
   severity: AlertFields.severity.default("warning"),
+  public: AlertFields.public.default(false),
   user_id: z.uuid().optional().openapi({ description: "Admins only: create it for this user" }),
   ...PolicyFlags,
 }).strict().check(

@@ -134,6 +134,8 @@ export interface Alert {
   error_notified: boolean;
   labels: Record<string, string>;
   severity: Severity;
+  /** On the public status page. */
+  public: boolean;
   episode_id: string | null;
   /** The open episode, read with the alert. */
   episode: EpisodeRow | null;
@@ -166,6 +168,7 @@ export type AlertInput = Pick<
   | "notify_on_resolved"
   | "labels"
   | "severity"
+  | "public"
 >;
 
 /** An alert row with its open episode (columns `e_*`), as every read returns it. */
@@ -227,13 +230,13 @@ export async function insertAlert(sql: Sql, alert: AlertInput, now: Date): Promi
                         repeat_interval_seconds, enabled, failure_threshold, success_threshold,
                         error_threshold, notify_on_resolved, labels, severity, next_eval_at,
                         state_since, created_at, updated_at, channels_from_policy,
-                        repeat_interval_from_policy)
+                        repeat_interval_from_policy, public)
     values (${alert.user_id}, ${alert.name}, ${json(sql, alert.condition)},
             ${json(sql, alert.channels)}, ${alert.interval_seconds},
             ${alert.repeat_interval_seconds}, ${alert.enabled}, ${alert.failure_threshold},
             ${alert.success_threshold}, ${alert.error_threshold}, ${alert.notify_on_resolved},
             ${json(sql, alert.labels)}, ${alert.severity}, ${now}, ${now}, ${now}, ${now},
-            ${alert.channels_from_policy}, ${alert.repeat_interval_from_policy})
+            ${alert.channels_from_policy}, ${alert.repeat_interval_from_policy}, ${alert.public})
     returning id`;
   return (await selectAlerts(sql, sql`a.id = ${id}`))[0];
 }

@@ -11,6 +11,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { withinMs } from "../util/timeout.ts";
 import type { Sql } from "./database.ts";
 import type { PoolStats } from "./pool_stats.ts";
+import type { PublicCheck } from "../uptime/store.ts";
 
 export interface DatabaseMonitorDeps {
   sql: Sql;
@@ -23,6 +24,8 @@ export interface DatabaseMonitorDeps {
   alertStates?: () => Promise<Record<string, number>>;
   pool?: PoolStats;
   poolMax: number;
+  /** Public alerts' state and uptime (check_up, check_uptime_ratio). */
+  publicChecks?: () => Promise<PublicCheck[]>;
 }
 
 /**
@@ -65,6 +68,23 @@ export class DatabaseMonitor {
       if (this.deps.alertStates) {
         const states = await withinMs(this.deps.alertStates(), timeoutMs, "alert states");
         for (const [state, n] of Object.entries(states)) metrics.alertsByState.set({ state }, n);
+      }
+      if (this.deps.publicChecks) {
+        const checks = await withinMs(this.deps.publicChecks(), timeoutMs, "public checks");
+        // Reset and set in one turn: a scrape sees the old or the new set, and a deleted (or no
+        // longer public) alert's series goes.
+        metrics.checkUp.reset();
+        metrics.checkUptime.reset();
+        for (const c of checks) {
+          const labels = { alert_id: c.id, name: c.name, group: c.group };
+          metrics.checkUp.set(labels, c.state === "firing" ? 0 : 1);
+          if (c.uptime_24h !== null) {
+            metrics.checkUptime.set({ ...labels, window: "24h" }, c.uptime_24h);
+          }
+          if (c.uptime_30d !== null) {
+            metrics.checkUptime.set({ ...labels, window: "30d" }, c.uptime_30d);
+          }
+        }
       }
       this.deps.metrics.databaseLastRead.set(Date.now() / 1000);
       this.#set(true);

@@ -31,6 +31,7 @@ import type { Sql } from "../db/database.ts";
 import type { Drain } from "../jobs/drain.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { ErrorReporter } from "../observability/sentry.ts";
 import { inSpan } from "../observability/tracing.ts";
 import { mapPool } from "../util/pool.ts";
 import {
@@ -68,6 +69,8 @@ export interface DispatcherDeps {
   concurrency?: number;
   /** Rows claimed per batch by the retry job and the sweep. */
   batchSize?: number;
+  /** One event per delivery this process made `exhausted` (Sentry, when configured). */
+  errors?: ErrorReporter;
 }
 
 /** A delivery this process holds, with its DLQ row when it is a retry. */
@@ -273,8 +276,21 @@ export class Dispatcher {
       const attempt = attempts.get(h.delivery.id);
       return attempt ? this.#decide(h, attempt, at) : this.#outOfWindow(h);
     });
-    await this.#record(decisions, at);
+    const exhausted = await this.#record(decisions, at);
+    held.forEach((h, i) => {
+      if (exhausted.has(h.delivery.id)) this.#reportExhausted(h.delivery, decisions[i]);
+    });
     return decisions.map((d) => this.#report(d));
+  }
+
+  /** One event per exhausted delivery; never the payload (the recipient, the message). */
+  #reportExhausted(delivery: Delivery, d: Decision): void {
+    this.deps.errors?.captureMessage("delivery exhausted", {
+      level: "error",
+      fingerprint: ["delivery-exhausted", d.channel],
+      tags: { channel: d.channel, delivery_id: d.id, alert_id: delivery.alert_id },
+      extra: { attempts: d.attempt, retry_count: d.retry_count, error: d.error },
+    });
   }
 
   /** Sends a batch: channels side by side, all inside one lease; results by delivery id. */
@@ -448,12 +464,12 @@ export class Dispatcher {
   /**
    * Records a batch in one statement. Only rows whose lease token still holds change the
    * delivery and its DLQ row; every attempt is kept, marked `fenced` when its sender had lost
-   * the lease.
+   * the lease. Returns the ids of the deliveries it made `exhausted` (whose token held).
    */
-  async #record(decisions: Decision[], at: Date): Promise<void> {
+  async #record(decisions: Decision[], at: Date): Promise<Set<string>> {
     const { sql } = this.deps;
     const rows = decisions.map(({ channel: _c, ...row }) => row);
-    await sql`
+    const upserted = await sql<{ delivery_id: string; state: string }[]>`
       with o as (
         select * from jsonb_to_recordset(${sql.json(rows as never)}) as o(
           id uuid, token uuid, status text, outcome text, error text, provider_status int,
@@ -496,7 +512,9 @@ export class Dispatcher {
       set error_message = excluded.error_message, retry_count = excluded.retry_count,
           next_retry_at = excluded.next_retry_at,
           last_retry_at = coalesce(excluded.last_retry_at, alert_dlq.last_retry_at),
-          state = excluded.state`;
+          state = excluded.state
+      returning delivery_id, state`;
+    return new Set(upserted.filter((r) => r.state === "exhausted").map((r) => r.delivery_id));
   }
 
   #report(d: Decision): DispatchOutcome {

@@ -1,7 +1,7 @@
 /**
  * The `deliveries.prune` job: deletes delivered and suppressed deliveries (with their attempts),
- * read notifications, closed alert episodes (their events keep their rows) and silences that
- * ended, older than DELIVERY_RETENTION_DAYS. Pending, failed, exhausted (or any
+ * read notifications and silences that ended, older than DELIVERY_RETENTION_DAYS (closed
+ * episodes are uptime history: the `uptime.prune` job keeps them longer). Pending, failed, exhausted (or any
  * other unsettled) deliveries and unread notifications are kept whatever their age: they are
  * still someone's to act on. Retention is at least a day, the de-duplication window, so pruning
  * never lets a duplicate through.
@@ -35,27 +35,20 @@ export function pruneDeliveriesJob(sql: Sql, retentionDays: number, batch = PRUN
             select id from notifications where read_at < ${cutoff}
             limit ${batch} for update skip locked
           ) returning 1`);
-      // An episode still referenced by its alert is open; closed ones go (their events stay,
-      // episode_id set to null). Silences are kept as long for "why was I not notified".
-      const episodes = await inBatches(batch, () =>
-        sql`
-          delete from alert_episodes where id in (
-            select id from alert_episodes where ended_at < ${cutoff}
-            limit ${batch} for update skip locked
-          ) returning 1`);
+      // Silences are kept as long as deliveries, for "why was I not notified".
       const silences = await inBatches(batch, () =>
         sql`
           delete from silences where id in (
             select id from silences where ends_at < ${cutoff}
             limit ${batch} for update skip locked
           ) returning 1`);
-      return { deliveries, notifications, episodes, silences };
+      return { deliveries, notifications, silences };
     },
   };
 }
 
 /** Repeats a batched delete until a batch comes back short; returns the rows deleted. */
-async function inBatches(
+export async function inBatches(
   batch: number,
   deleteBatch: () => PromiseLike<readonly unknown[]>,
 ): Promise<number> {

@@ -1,12 +1,15 @@
 /**
  * The app's error and not-found handlers: every failure leaves as problem JSON. Unexpected errors
  * are logged with their stack and answered with a 500 that names the request id, never the stack.
+ * Every 5xx is also reported to the error reporter (Sentry, when SENTRY_DSN is set).
  */
 import { trace } from "@opentelemetry/api";
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { routePath } from "hono/route";
 import { isDatabaseUnavailable } from "../db/connection_errors.ts";
 import type { Logger } from "../observability/logger.ts";
+import { type ErrorReporter, noopReporter } from "../observability/sentry.ts";
 import { sampledTraceId } from "../observability/tracing.ts";
 import type { AppEnv } from "./env.ts";
 import { Problem, type ProblemBody, problemBody } from "./problem.ts";
@@ -26,13 +29,33 @@ export function problemResponse(
   });
 }
 
-export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
+export function errorHandler(
+  logger: Logger,
+  errors: ErrorReporter = noopReporter,
+): ErrorHandler<AppEnv> {
   return (error, c) => {
     const requestId = c.get("requestId");
+    /** One event per 5xx answer: the request id, route and request (scrubbed by the reporter). */
+    const report = (status: number, level: "error" | "warning") => {
+      if (!errors.enabled) return;
+      const route = routePath(c);
+      errors.captureException(error, {
+        level,
+        tags: { request_id: requestId, route, method: c.req.method, status },
+        transaction: `${c.req.method} ${route}`,
+        request: {
+          method: c.req.method,
+          url: c.req.url,
+          headers: Object.fromEntries(c.req.raw.headers),
+        },
+      });
+    };
     if (error instanceof Problem) {
+      if (error.status >= 500) report(error.status, "warning");
       return problemResponse(error.body(requestId), error.extra.headers);
     }
     if (isDatabaseUnavailable(error)) {
+      report(503, "warning");
       logger.warn("{method} {path}: database unavailable ({code})", {
         method: c.req.method,
         path: c.req.path,
@@ -60,6 +83,7 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
       // Raised by Hono itself: malformed JSON (400), ...
       return problemResponse(problemBody(error.status, error.message, { requestId }));
     }
+    report(500, "error");
     logger.error("unhandled error in {method} {path}", {
       method: c.req.method,
       path: c.req.path,

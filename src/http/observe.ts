@@ -7,7 +7,8 @@
  *   also carries the request's log fields (request_id, trace_id) for every line logged inside;
  * - one JSON log line: request_id, method, route (the pattern), status, duration_ms, user_id;
  * - `http_requests_total` and `http_request_duration_seconds` by method, route, status and ok,
- *   for API routes only (probes and scrapes are not API requests).
+ *   for API routes only (probes and scrapes are not API requests), and the same requests for
+ *   /sla/status (src/sla/traffic.ts).
  *
  * It replaces Hono's requestId, @hono/otel and @hono/prometheus, measured: @hono/otel alone
  * iterates every request header and records OTel metrics nobody reads (README, Performance).
@@ -40,9 +41,15 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIO
 const QUIET = /^\/(health\/|metrics$)/;
 
 export function observeRequests(
-  deps: { tracer: Tracer; metrics: Metrics; logger: Logger },
+  deps: {
+    tracer: Tracer;
+    metrics: Metrics;
+    logger: Logger;
+    /** vigil's own SLA (src/sla/): the same requests as http_requests_total. */
+    sla?: { observe(route: string, status: number, seconds: number): void };
+  },
 ): MiddlewareHandler<AppEnv> {
-  const { tracer, metrics, logger } = deps;
+  const { tracer, metrics, logger, sla } = deps;
   // Metric children by "method route status": labels built and validated once per combination.
   const children = new Map<
     string,
@@ -105,6 +112,7 @@ export function observeRequests(
       }
       child.count.inc();
       child.duration.observe(seconds);
+      sla?.observe(route, status, seconds);
     }
 
     const fields = {

@@ -11,6 +11,7 @@ import { SpanKind, type Tracer } from "@opentelemetry/api";
 import type { Clock } from "../clock.ts";
 import { type Logger, withLogContext } from "../observability/logger.ts";
 import { initJobMetrics, type Metrics } from "../observability/metrics.ts";
+import type { ErrorReporter } from "../observability/sentry.ts";
 import { inSpan } from "../observability/tracing.ts";
 import type { ClockSkew } from "./clock_skew.ts";
 import type { Drain } from "./drain.ts";
@@ -31,6 +32,8 @@ export interface JobDeps {
   logger: Logger;
   tracer?: Tracer;
   skew?: ClockSkew;
+  /** A failed run is reported (Sentry, when configured). */
+  errors?: ErrorReporter;
 }
 
 export interface JobRun {
@@ -61,6 +64,10 @@ export async function runJob(job: Job, deps: JobDeps): Promise<JobRun> {
   } catch (error) {
     run = { status: "error", error: error instanceof Error ? error.message : String(error) };
     deps.logger.error("job {job} failed", { job: job.name, error });
+    deps.errors?.captureException(error, {
+      tags: { job: job.name },
+      transaction: `cron ${job.name}`,
+    });
   }
   deps.metrics.cronRuns.inc({ job: job.name, status: run.status });
   deps.metrics.cronDuration.observe({ job: job.name }, (performance.now() - started) / 1000);

@@ -47,7 +47,7 @@ const LATENCY_BUCKETS = [
  * The HTTP buckets of @hono/prometheus, which the dashboards and SLO rules were written for,
  * extended to 60 s: a request held by a slow dependency must not vanish into +Inf.
  */
-const HTTP_BUCKETS = [
+export const HTTP_BUCKETS = [
   0.005,
   0.01,
   0.025,
@@ -140,6 +140,25 @@ export function createMetrics() {
       name: "alerts_by_state",
       help: "Alerts by lifecycle state (read from the database in the background).",
       labelNames: ["state"] as const,
+      registers,
+    }),
+    // Public alerts only (at most PUBLIC_CHECK_SERIES), read from the database in the
+    // background like the DLQ counts, so every replica says the same and the labels stay bounded.
+    checkUp: new Gauge({
+      name: "check_up",
+      help: "Public alerts (status page): 0 while firing, else 1 (read from the database).",
+      labelNames: ["alert_id", "name", "group"] as const,
+      registers,
+    }),
+    checkUptime: new Gauge({
+      name: "check_uptime_ratio",
+      help: "Public alerts: share of evaluations that passed, by window (24h, 30d).",
+      labelNames: ["alert_id", "name", "group", "window"] as const,
+      registers,
+    }),
+    checkResultWriteFailures: new Counter({
+      name: "check_result_write_failures_total",
+      help: "Check results (uptime history) that could not be written: a gap in the history.",
       registers,
     }),
     alertTransitions: new Counter({

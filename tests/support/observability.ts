@@ -24,6 +24,7 @@ export const DASHBOARD_FILES = [
   "agent-performance.json",
   "alert-delivery.json",
   "database-process.json",
+  "sla-uptime.json",
 ] as const;
 
 /**

@@ -1,0 +1,216 @@
+/**
+ * The public status page (no API key):
+ * - `GET /status`: the page (server-rendered HTML, no script);
+ * - `GET /status.json`: the same data as JSON;
+ * - `GET /status/badge/health.svg`: the overall state as a badge;
+ * - `GET /status/badge/:alert_id/uptime.svg?window=30d`: a public alert's uptime as a badge.
+ *
+ * Every answer comes from an in-memory cache (STATUS_CACHE_MS, single flight), so that however
+ * often the public hits these, the database sees at most one computation per cache period (and
+ * one per public alert and window for the uptime badges). A badge for an alert that does not
+ * exist or is not public is the same 404, decided from the cached list of public alerts without
+ * a query, so it tells nothing about private alerts.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Clock } from "../clock.ts";
+import type { Config } from "../config.ts";
+import type { Sql } from "../db/database.ts";
+import { createRouter, json, problems, ProblemSchema } from "../http/openapi.ts";
+import { fieldErrors, Problem } from "../http/problem.ts";
+import { type Uptime, uptime } from "../uptime/store.ts";
+import { LEVEL_COLOUR, OVERALL_BADGE, renderBadge } from "./badge.tsx";
+import { SingleFlightCache } from "./cache.ts";
+import { statusData } from "./data.ts";
+import { formatPercent, uptimeLevel } from "./format.ts";
+import { renderStatusPage } from "./page.tsx";
+import { type StatusData, StatusDataSchema } from "./schema.ts";
+
+/** How long the status data and badges are reused before they are read again. */
+export const STATUS_CACHE_MS = 10_000;
+
+/** The page's inline style, nothing else: no script, no other origin. */
+export const STATUS_CSP = [
+  "default-src 'none'",
+  "style-src 'unsafe-inline'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'self'",
+].join("; ");
+/** A badge is an image: it loads nothing. */
+const BADGE_CSP = "default-src 'none'; frame-ancestors 'self'";
+
+const PAGE_CACHE = "public, max-age=10";
+const BADGE_CACHE = "public, max-age=60";
+
+export const BADGE_WINDOWS = ["24h", "7d", "30d", "90d"] as const;
+type BadgeWindow = typeof BADGE_WINDOWS[number];
+
+const WINDOW_WORDS: Record<BadgeWindow, string> = {
+  "24h": "24 hours",
+  "7d": "7 days",
+  "30d": "30 days",
+  "90d": "90 days",
+};
+
+export interface StatusDeps {
+  sql: Sql;
+  clock: Clock;
+  config: Pick<Config, "STATUS_PAGE_TITLE" | "STATUS_PAGE_DESCRIPTION">;
+  /** Tests shorten or lengthen it. */
+  cacheMs?: number;
+}
+
+const NOT_PUBLIC = "There is no public alert with this id.";
+
+const BadgeParams = z.object({
+  alert_id: z.string().openapi({
+    param: { name: "alert_id", in: "path" },
+    description: "The id of an alert marked public",
+  }),
+});
+
+const BadgeQuery = z.object({
+  window: z.enum(BADGE_WINDOWS, { error: `must be one of ${BADGE_WINDOWS.join(", ")}` })
+    .default("30d").openapi({ param: { name: "window", in: "query" } }),
+});
+
+const svg = (description: string) => ({
+  description,
+  content: { "image/svg+xml": { schema: z.string() } },
+});
+
+export function statusRoutes(deps: StatusDeps) {
+  const { sql, clock, config } = deps;
+  const ttl = deps.cacheMs ?? STATUS_CACHE_MS;
+  const pages = new SingleFlightCache<StatusData>(clock, ttl);
+  const uptimes = new SingleFlightCache<Uptime>(clock, ttl);
+  // The page is rendered with its data (a page of 100 alerts takes ~20 ms), so that a request
+  // never renders: with the cache answering stale while it recomputes, none waits for either.
+  const rendered = new WeakMap<StatusData, string>();
+  const current = () =>
+    pages.get("status", async () => {
+      const data = await statusData(sql, clock.now(), config);
+      rendered.set(data, renderStatusPage(data));
+      return data;
+    });
+  const html = (data: StatusData) => rendered.get(data) ?? renderStatusPage(data);
+
+  const app = createRouter();
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/status",
+      tags: ["status"],
+      summary: "The public status page (HTML)",
+      description: "Every alert marked `public`, by its `group` label: state, 90-day uptime, " +
+        "24-hour latency, incidents. No API key; cached for 10 s.",
+      responses: {
+        200: { description: "The page", content: { "text/html": { schema: z.string() } } },
+        ...problems(503),
+      },
+    }),
+    async (c) => {
+      return c.body(html(await current()), 200, {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": STATUS_CSP,
+        "Cache-Control": PAGE_CACHE,
+      });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/status.json",
+      tags: ["status"],
+      summary: "The public status page's data",
+      responses: { 200: json(StatusDataSchema, "What /status shows"), ...problems(503) },
+    }),
+    async (c) => {
+      const data = await current();
+      c.header("Cache-Control", PAGE_CACHE);
+      c.header("Content-Security-Policy", BADGE_CSP);
+      // Public data: other sites' scripts may read it.
+      c.header("Access-Control-Allow-Origin", "*");
+      return c.json(data, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/status/badge/health.svg",
+      tags: ["status"],
+      summary: "A badge of the overall state",
+      responses: { 200: svg("An SVG badge"), ...problems(503) },
+    }),
+    async () => {
+      const data = await current();
+      const { message, colour } = OVERALL_BADGE[data.overall.state];
+      return badgeResponse(renderBadge({
+        label: "status",
+        message,
+        colour,
+        title: `${data.title}: ${data.overall.text}`,
+      }));
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/status/badge/{alert_id}/uptime.svg",
+      tags: ["status"],
+      summary: "A badge of a public alert's uptime",
+      request: { params: BadgeParams, query: BadgeQuery },
+      responses: {
+        200: svg("An SVG badge"),
+        ...problems(422, 503),
+        404: {
+          description: "No public alert has this id (the same answer whether it exists or not)",
+          content: { "application/problem+json": { schema: ProblemSchema } },
+        },
+      },
+    }),
+    async (c) => {
+      const { alert_id: id } = c.req.valid("param");
+      const { window } = c.req.valid("query");
+      const alert = (await current()).groups.flatMap((g) => g.alerts).find((a) => a.id === id);
+      if (!alert) throw Problem.notFound(NOT_PUBLIC);
+      const figures = await uptimes.get(
+        `${id} ${window}`,
+        () => uptime(sql, id, window, clock.now()),
+      );
+      const pct = figures.uptime_percent;
+      return badgeResponse(renderBadge({
+        label: `uptime ${window}`,
+        message: formatPercent(pct),
+        colour: LEVEL_COLOUR[uptimeLevel(pct)],
+        title: pct === null
+          ? `${alert.name}: no uptime data over the last ${WINDOW_WORDS[window]}`
+          : `${alert.name}: ${formatPercent(pct)} uptime over the last ${WINDOW_WORDS[window]}`,
+      }));
+    },
+    (result) => {
+      if (!result.success) {
+        if (result.target === "param") throw Problem.notFound(NOT_PUBLIC);
+        throw Problem.invalid(fieldErrors(result.error, ["query"]));
+      }
+    },
+  );
+
+  return app;
+}
+
+function badgeResponse(body: string): Response {
+  return new Response(body, {
+    status: 200,
+    headers: {
+      "Content-Type": "image/svg+xml; charset=utf-8",
+      "Cache-Control": BADGE_CACHE,
+      "Content-Security-Policy": BADGE_CSP,
+    },
+  });
+}
