@@ -108,6 +108,7 @@ export function createServices(base: BaseDeps) {
     remote,
     orchestrator,
     maxPatterns: config.MAX_PATTERNS,
+    onRunBatch: (size) => metrics.runWriteBatch.observe(size),
   });
 
   const schedule: DeliverySchedule = {

@@ -130,6 +130,13 @@ export function createMetrics() {
       registers,
     }),
 
+    runWriteBatch: new Histogram({
+      name: "pattern_run_write_batch_size",
+      help: "Runs written per statement by the group writer (one commit each).",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200],
+      registers,
+    }),
+
     alertEvaluations: new Counter({
       name: "alert_evaluations_total",
       help: "Alert condition evaluations, by result.",

@@ -1,11 +1,13 @@
 /**
  * The pattern service: definitions validated against the live capabilities, stored versions,
- * and runs — inputs checked, executed by the orchestrator, persisted with one write.
+ * and runs — inputs checked, executed by the orchestrator, persisted by a group writer: the runs
+ * of concurrent callers share one INSERT and one commit, and a run is answered once committed.
  */
 import type { RemoteAgents } from "../agents/remote.ts";
 import type { AgentRuntime } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
+import { GroupWriter } from "../db/group_writer.ts";
 import { fieldErrors, Problem } from "../http/problem.ts";
 import { inputsSchema, type PatternDefinition } from "./definition.ts";
 import type { Orchestrator, RunResult } from "./orchestrator.ts";
@@ -14,7 +16,7 @@ import {
   deletePattern,
   getPattern,
   insertPattern,
-  insertRun,
+  insertRuns,
   listPatterns,
   type StoredPattern,
   updatePattern,
@@ -29,6 +31,8 @@ export interface PatternServiceDeps {
   orchestrator: Orchestrator;
   /** MAX_PATTERNS: creating one more is a 409. */
   maxPatterns?: number;
+  /** Every batch of runs written (pattern_run_write_batch_size). */
+  onRunBatch?: (size: number) => void;
 }
 
 /**
@@ -40,8 +44,18 @@ export const DEFINITION_CACHE_MS = 2000;
 
 export class PatternService {
   #definitions = new Map<string, { pattern: StoredPattern; until: number }>();
+  readonly #runs: GroupWriter<RunResult>;
 
-  constructor(private readonly deps: PatternServiceDeps) {}
+  constructor(private readonly deps: PatternServiceDeps) {
+    // Two batches in flight, 200 runs each (a run's record may be up to
+    // PATTERN_MAX_RESULT_BYTES): enough to keep a commit going while the next one fills.
+    this.#runs = new GroupWriter({
+      writeBatch: (runs) => insertRuns(deps.sql, runs),
+      maxBatch: 200,
+      concurrency: 2,
+      onBatch: deps.onRunBatch,
+    });
+  }
 
   /** The current definition for a run: from the short-lived cache, or the database. */
   async #forRun(id: string): Promise<StoredPattern> {
@@ -133,7 +147,7 @@ export class PatternService {
       userId: context.userId,
       requestId: context.requestId,
     });
-    await insertRun(this.deps.sql, result);
+    await this.#runs.write(result);
     return result;
   }
 }

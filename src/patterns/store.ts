@@ -74,19 +74,35 @@ export async function deletePattern(sql: Sql, id: string): Promise<boolean> {
   return (await sql`delete from patterns where id = ${id} returning id`).length > 0;
 }
 
-/** One write per run. */
-export async function insertRun(sql: Queryable, run: RunResult): Promise<void> {
+/**
+ * Runs in one statement (the group writer's batches, src/db/group_writer.ts): one JSON
+ * parameter holding every row.
+ */
+export async function insertRuns(sql: Queryable, runs: readonly RunResult[]): Promise<void> {
+  const rows = runs.map((run) => ({
+    id: run.run_id,
+    pattern_id: run.pattern_id,
+    version: run.version,
+    user_id: run.user_id,
+    status: run.status,
+    inputs: run.inputs,
+    outputs: run.outputs,
+    trace: run.trace,
+    error: run.error,
+    trace_id: run.trace_id,
+    started_at: run.started_at.toISOString(),
+    duration_ms: run.duration_ms,
+  }));
   await sql`
     insert into pattern_runs
       (id, pattern_id, version, user_id, status, inputs, outputs, trace, error, trace_id,
        started_at, duration_ms)
-    values
-      (${run.run_id}, ${run.pattern_id}, ${run.version}, ${run.user_id}, ${run.status},
-       ${sql.json(asJson(run.inputs))}, ${
-    run.outputs === null ? null : sql.json(asJson(run.outputs))
-  },
-       ${sql.json(asJson(run.trace))}, ${run.error}, ${run.trace_id}, ${run.started_at},
-       ${run.duration_ms})`;
+    select id, pattern_id, version, user_id, status, inputs, outputs, trace, error, trace_id,
+           started_at, duration_ms
+    from jsonb_to_recordset(${sql.json(asJson(rows))}) as t(
+      id uuid, pattern_id text, version integer, user_id uuid, status text, inputs jsonb,
+      outputs jsonb, trace jsonb, error text, trace_id text, started_at timestamptz,
+      duration_ms double precision)`;
 }
 
 export interface StoredRun extends Omit<RunResult, "run_id"> {
