@@ -8,12 +8,15 @@ import { migrate } from "../src/db/migrate.ts";
 import { setupLogging } from "../src/observability/logger.ts";
 import { type Cluster, freePort, startCluster, which } from "../tests/support/cluster.ts";
 import { chaosFigures } from "./chaos.ts";
+import { type ItemCost, itemCosts } from "./costs.ts";
 import { alertFirePerSecond, dlqDrain, statusPageP99, stepOverheadUs } from "./in_process.ts";
 import { wrk } from "./wrk.ts";
 
 const RUNS = 3;
 const LOAD_SECONDS = 5;
 const CONNECTIONS = 32;
+/** Concurrent clients running patterns (issue 13: 64), against the same number of INSERTers. */
+const RUN_CLIENTS = 64;
 const ALERTS = 10_000;
 const STATUS_ALERTS = 100;
 const DLQ_ROWS = 10_000;
@@ -99,7 +102,13 @@ async function peakRss<T>(pid: number, work: () => Promise<T>): Promise<[T, numb
   }
 }
 
-async function insertBaselineTps(url: string, poolSize: number, seconds: number): Promise<number> {
+/** Single-row INSERT transactions/s: `clients` concurrent callers on a pool of `poolSize`. */
+async function insertBaselineTps(
+  url: string,
+  poolSize: number,
+  seconds: number,
+  clients = poolSize,
+): Promise<number> {
   const sql = postgres(url, { max: poolSize, onnotice: () => {} });
   try {
     await sql`
@@ -115,7 +124,7 @@ async function insertBaselineTps(url: string, poolSize: number, seconds: number)
     let count = 0;
     const deadline = performance.now() + seconds * 1000;
     const started = performance.now();
-    await Promise.all(Array.from({ length: poolSize }, async () => {
+    await Promise.all(Array.from({ length: clients }, async () => {
       while (performance.now() < deadline) {
         await sql`
           insert into bench_inserts (id, pattern_id, status, outputs, trace, started_at, duration_ms)
@@ -252,7 +261,7 @@ async function main() {
         wrk({
           url: `${vigilUrl}/v1/patterns/bench-3/run`,
           seconds: LOAD_SECONDS,
-          connections: CONNECTIONS,
+          connections: RUN_CLIENTS,
           method: "POST",
           headers: { ...auth, "content-type": "application/json" },
           body: JSON.stringify({ inputs: { value: 12, doc: { service: { latency_ms: 120 } } } }),
@@ -264,11 +273,18 @@ async function main() {
     }
     results.pattern_runs_per_s = round(median(runRps), 0);
     results.pattern_run_p99_ms = round(median(runP99), 2);
+    // How many runs shared a commit (the group writer's batches).
+    const batches = await (await fetch(`${vigilUrl}/metrics`)).text();
+    const sum = Number(batches.match(/^pattern_run_write_batch_size_sum (\S+)/m)?.[1]);
+    const count = Number(batches.match(/^pattern_run_write_batch_size_count (\S+)/m)?.[1]);
+    results.pattern_run_batch_mean = count ? round(sum / count, 1) : null;
     results.rss_mb_under_load = round(peak, 1);
 
-    log("baseline: single-row INSERT transactions with the same pool size (10)");
+    log(`baseline: single-row INSERT transactions, ${RUN_CLIENTS} clients on vigil's pool (10)`);
     const inserts: number[] = [];
-    for (let i = 0; i < RUNS; i++) inserts.push(await insertBaselineTps(dbUrl, 10, LOAD_SECONDS));
+    for (let i = 0; i < RUNS; i++) {
+      inserts.push(await insertBaselineTps(dbUrl, 10, LOAD_SECONDS, RUN_CLIENTS));
+    }
     results.insert_baseline_tps = round(median(inserts), 0);
     results.pattern_runs_vs_insert_ratio = round(median(runRps) / median(inserts), 3);
 
@@ -333,6 +349,9 @@ async function main() {
     results.status_render_p99_ms = round(status.renderP99Ms);
     results.status_page_bytes = status.bytes;
 
+    log("cost per item: transactions, rows and WAL bytes (README: Scale-out on paper)");
+    results.item_costs = await itemCosts(dbUrl);
+
     log(`DLQ drain: ${DLQ_ROWS} due rows, one worker then two`);
     const one: number[] = [];
     const two: number[] = [];
@@ -391,6 +410,7 @@ function printTable(r: Record<string, unknown>) {
     ["http_overhead_ratio", r.http_vigil_rps, r.http_bare_hono_rps, r.http_overhead_ratio],
     ["pattern_runs_per_s", r.pattern_runs_per_s, "—", "—"],
     ["pattern_run_p99_ms", r.pattern_run_p99_ms, "—", "—"],
+    ["pattern_run_batch_mean", r.pattern_run_batch_mean, "—", "—"],
     ["insert_baseline_tps", "—", r.insert_baseline_tps, "—"],
     [
       "pattern_runs_vs_insert_ratio",
@@ -460,8 +480,23 @@ function printTable(r: Record<string, unknown>) {
   Deno.stdout.writeSync(new TextEncoder().encode(
     `\n${text}\n\n${
       r.machine && JSON.stringify(r.machine)
-    } · deno ${r.deno} · PostgreSQL ${r.postgres} · ${r.metrics_series} series scraped\n`,
+    } · deno ${r.deno} · PostgreSQL ${r.postgres} · ${r.metrics_series} series scraped\n${
+      costsTable(r.item_costs as Record<string, ItemCost> | undefined)
+    }`,
   ));
+}
+
+/** Per item: transactions, rows written, WAL bytes, and one process's rate. */
+function costsTable(costs: Record<string, ItemCost> | undefined): string {
+  if (!costs) return "";
+  const lines = Object.entries(costs).map(([kind, c]) =>
+    `  ${kind.padEnd(18)} ${String(c.transactions_per_item).padStart(6)} tx  ${
+      String(c.rows_written_per_item).padStart(6)
+    } rows  ${String(c.wal_bytes_per_item).padStart(6)} WAL bytes  ${
+      String(c.items_per_s).padStart(6)
+    } /s`
+  );
+  return `\ncost per item (one process):\n${lines.join("\n")}\n`;
 }
 
 /** The median over RUNS of the p99 of 100 sequential scrapes, in ms. */

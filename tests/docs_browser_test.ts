@@ -4,9 +4,9 @@
  * vigil's operations, with every request answered by vigil itself and none blocked by the page's
  * Content-Security-Policy. Skipped when Chromium is not installed (.ci/run installs it).
  */
-import puppeteer, { type Browser } from "puppeteer-core";
+import type { Browser } from "puppeteer-core";
 import { assert, assertEquals } from "./support/assert.ts";
-import { findChromium } from "./support/chromium.ts";
+import { findChromium, launchChromium } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
 
@@ -34,19 +34,7 @@ Deno.test({
       const doc = await (await fetch(`${origin}/openapi.json`)).json() as OpenApiDoc;
       const operations = Object.values(doc.paths).flatMap((item) => Object.values(item));
 
-      browser = await puppeteer.launch({
-        executablePath: chromium,
-        headless: true,
-        timeout: 15_000,
-        args: [
-          "--no-sandbox", // we run as root
-          "--disable-dev-shm-usage",
-          "--disable-gpu",
-          "--no-first-run",
-          // Below the page's own interception: no name but loopback resolves, for the browser too.
-          "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ],
-      });
+      browser = await launchChromium(chromium!);
       const page = await browser.newPage();
       page.setDefaultTimeout(15_000);
       const seen: string[] = [];

@@ -5,15 +5,11 @@
  * Authorization header, cookies and email addresses.
  */
 import "./support/logs.ts";
-import { createApp } from "../src/app.ts";
 import { runJob } from "../src/jobs/scheduler.ts";
 import { rootLogger } from "../src/observability/logger.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import { RELEASE, setupErrorReporting } from "../src/observability/sentry.ts";
-import { setupTracing } from "../src/observability/tracing.ts";
-import { createServices } from "../src/services.ts";
-import { createUser } from "../src/users/store.ts";
-import { testConfig } from "./support/app.ts";
+import { testApp, testConfig } from "./support/app.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { ManualClock } from "./support/clock.ts";
 import { dbTest, type TestDatabase } from "./support/database.ts";
@@ -78,28 +74,9 @@ function fakeSentry() {
 }
 
 async function sentryApp(db: TestDatabase, env: Record<string, string>) {
-  const clock = new ManualClock();
-  const config = testConfig(env);
-  const tracing = setupTracing(config);
-  const errors = await setupErrorReporting(config);
+  const errors = await setupErrorReporting(testConfig(env));
   assert(errors.enabled, "SENTRY_DSN is set: the reporter is Sentry");
-  const services = createServices({
-    config,
-    sql: db.sql,
-    clock,
-    logger: rootLogger,
-    metrics: createMetrics(),
-    tracer: tracing.tracer,
-    errors,
-  });
-  const app = createApp({ ...services, startedAt: clock.now() });
-  const admin = await createUser(db.sql, {
-    email: "admin@example.com",
-    name: "Admin",
-    role: "admin",
-    now: clock.now(),
-  });
-  return { ...services, app, errors, adminKey: admin.api_key.key };
+  return await testApp(db, { env, errors });
 }
 
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";

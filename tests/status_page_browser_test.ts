@@ -8,10 +8,10 @@
  * is the same with JavaScript disabled. A screenshot goes to tests/artifacts/status.png.
  * Skipped when Chromium is not installed (.ci/run installs it).
  */
-import puppeteer, { type Browser } from "puppeteer-core";
+import type { Browser } from "puppeteer-core";
 import { recordChecks } from "../src/uptime/store.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { findChromium } from "./support/chromium.ts";
+import { findChromium, launchChromium } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
 
@@ -208,19 +208,7 @@ Deno.test({
       await db.sql`
         update alerts set state = 'firing' where id = ${hidden}`;
 
-      browser = await puppeteer.launch({
-        executablePath: chromium,
-        headless: true,
-        timeout: 15_000,
-        args: [
-          "--no-sandbox", // we run as root
-          "--disable-dev-shm-usage",
-          "--disable-gpu",
-          "--no-first-run",
-          // Below the page's own interception: no name but loopback resolves, for the browser too.
-          "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ],
-      });
+      browser = await launchChromium(chromium!);
       const page = await browser.newPage();
       page.setDefaultTimeout(15_000);
       await page.setViewport({ width: 1024, height: 800 });

@@ -5,6 +5,7 @@ import { createApp } from "../../src/app.ts";
 import { type Config, type Env, loadConfig } from "../../src/config.ts";
 import { rootLogger } from "../../src/observability/logger.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
+import type { ErrorReporter } from "../../src/observability/sentry.ts";
 import { setupTracing } from "../../src/observability/tracing.ts";
 import { createServices } from "../../src/services.ts";
 import { createUser } from "../../src/users/store.ts";
@@ -38,6 +39,8 @@ export interface TestAppOptions {
   exporter?: SpanExporter;
   /** A second app (replica) on the same database needs another admin. */
   adminEmail?: string;
+  /** Error tracking (the Sentry tests); default: none. */
+  errors?: ErrorReporter;
 }
 
 export async function testApp(db: TestDatabase, options: TestAppOptions = {}) {
@@ -51,6 +54,7 @@ export async function testApp(db: TestDatabase, options: TestAppOptions = {}) {
     logger: rootLogger,
     metrics: createMetrics(),
     tracer: tracing.tracer,
+    errors: options.errors,
   });
   const app = createApp({ ...services, startedAt: clock.now() });
   const admin = await createUser(db.sql, {

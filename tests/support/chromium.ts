@@ -1,3 +1,5 @@
+import puppeteer, { type Browser } from "puppeteer-core";
+
 /** Debian's `chromium` for the browser tests (puppeteer-core): `CHROMIUM_PATH`, or on PATH. */
 export function findChromium(): string | undefined {
   const override = Deno.env.get("CHROMIUM_PATH");
@@ -10,4 +12,23 @@ export function findChromium(): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Headless Chromium that can reach loopback only: no name but 127.0.0.1 resolves, below the
+ * pages' own request interception.
+ */
+export function launchChromium(executablePath: string): Promise<Browser> {
+  return puppeteer.launch({
+    executablePath,
+    headless: true,
+    timeout: 15_000,
+    args: [
+      "--no-sandbox", // we run as root
+      "--disable-dev-shm-usage",
+      "--disable-gpu",
+      "--no-first-run",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ],
+  });
 }
