@@ -44,6 +44,7 @@ import {
 } from "./lifecycle.ts";
 import type { Alert, EpisodeRow } from "./store.ts";
 import { type CheckResult, recordChecks } from "../uptime/store.ts";
+import { GroupWriter } from "../db/group_writer.ts";
 
 export interface DeliverySummary {
   id: string;
@@ -133,7 +134,19 @@ const summary = (d: Enqueued["deliveries"][number]): DeliverySummary => ({
 });
 
 export class AlertEvaluator {
-  constructor(private readonly deps: EvaluatorDeps) {}
+  /**
+   * Check results go through a group writer: the job's batches and concurrent evaluate-now
+   * calls share statements (each record here is one caller's results).
+   */
+  readonly #checks: GroupWriter<CheckResult[]>;
+
+  constructor(private readonly deps: EvaluatorDeps) {
+    this.#checks = new GroupWriter({
+      writeBatch: (batches) => recordChecks(deps.sql, batches.flat()),
+      maxBatch: 20,
+      concurrency: 2,
+    });
+  }
 
   /** Evaluates now and applies the result (unless a dry run); sends what it owes at once. */
   async evaluate(alert: Alert, now: Date, options: { dryRun?: boolean } = {}): Promise<Evaluation> {
@@ -197,8 +210,9 @@ export class AlertEvaluator {
    * (check_result_write_failures_total), never a reason to fail the evaluation it records.
    */
   async record(results: CheckResult[]): Promise<void> {
+    if (results.length === 0) return;
     try {
-      await recordChecks(this.deps.sql, results);
+      await this.#checks.write(results);
     } catch (error) {
       this.deps.metrics.checkResultWriteFailures.inc(results.length);
       this.deps.logger.error("{count} check results could not be written: {error}", {
