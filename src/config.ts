@@ -131,8 +131,9 @@ const EnvSchema = z.object({
     "parentbased_always_off",
     "parentbased_traceidratio",
   ]).default("parentbased_traceidratio"),
+  // Defaults to 1 (every trace) outside production and 0.1 in production (the seed's 100 % / 10 %).
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ error: "must be a number from 0 to 1" })
-    .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").default(1),
+    .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").optional(),
   // Error tracking (optional): without a DSN, @sentry/deno is never loaded (README).
   SENTRY_DSN: url.optional(),
   SENTRY_TRACES_SAMPLE_RATE: z.coerce.number({ error: "must be a number from 0 to 1" })
@@ -189,9 +190,14 @@ type Parsed = z.output<typeof EnvSchema>;
 export type Config =
   & Omit<
     Parsed,
-    "ALLOW_PRIVATE_TARGETS" | "ALERTMANAGER_RECIPIENTS" | "METRICS_PUBLIC"
+    | "ALLOW_PRIVATE_TARGETS"
+    | "ALERTMANAGER_RECIPIENTS"
+    | "METRICS_PUBLIC"
+    | "OTEL_TRACES_SAMPLER_ARG"
   >
   & {
+    /** Fraction of traces sampled: 1 outside production, 0.1 in production by default. */
+    OTEL_TRACES_SAMPLER_ARG: number;
     /** /metrics answers without METRICS_TOKEN (the default outside production). */
     METRICS_PUBLIC: boolean;
     /** Loopback and private addresses may be called by checks, webhooks and remote agents. */
@@ -235,6 +241,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ...parsed,
     ALLOW_PRIVATE_TARGETS: parsed.ALLOW_PRIVATE_TARGETS ?? parsed.VIGIL_ENV !== "production",
     METRICS_PUBLIC: parsed.METRICS_PUBLIC ?? parsed.VIGIL_ENV !== "production",
+    OTEL_TRACES_SAMPLER_ARG: parsed.OTEL_TRACES_SAMPLER_ARG ??
+      (parsed.VIGIL_ENV === "production" ? 0.1 : 1),
     ALERTMANAGER_RECIPIENTS: parsed.ALERTMANAGER_RECIPIENTS ?? [],
   };
 }

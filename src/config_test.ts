@@ -18,6 +18,17 @@ Deno.test("config: defaults", () => {
   assertEquals(config.SHUTDOWN_TIMEOUT_MS, 30_000);
 });
 
+Deno.test("config: every trace sampled outside production, one in ten in production", () => {
+  assertEquals(loadConfig({}).OTEL_TRACES_SAMPLER_ARG, 0.1);
+  assertEquals(loadConfig({ VIGIL_ENV: "development" }).OTEL_TRACES_SAMPLER_ARG, 1);
+  assertEquals(loadConfig({ VIGIL_ENV: "test" }).OTEL_TRACES_SAMPLER_ARG, 1);
+  assertEquals(loadConfig({ OTEL_TRACES_SAMPLER_ARG: "1" }).OTEL_TRACES_SAMPLER_ARG, 1);
+  assertEquals(
+    loadConfig({ VIGIL_ENV: "development", OTEL_TRACES_SAMPLER_ARG: "0" }).OTEL_TRACES_SAMPLER_ARG,
+    0,
+  );
+});
+
 Deno.test("config: a shorter schedule and lease for tests, if one send still fits", () => {
   const config = loadConfig({
     DELIVERY_BACKOFF: "1s, 1.5s,2m,1h,1d",

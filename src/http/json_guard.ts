@@ -22,10 +22,10 @@ export function guardInputs(maxDepth: number): MiddlewareHandler<AppEnv> {
     if (c.req.url.includes("%00")) {
       throw new Problem(400, "The URL contains a NUL character (%00), which cannot be stored.");
     }
+    const method = c.req.method;
+    if (method === "GET" || method === "HEAD") return await next();
     const type = c.req.header("content-type")?.split(";")[0].trim() ?? "";
-    if (c.req.method === "GET" || c.req.method === "HEAD" || !JSON_TYPE.test(type)) {
-      return await next();
-    }
+    if (!JSON_TYPE.test(type)) return await next();
     const text = await c.req.text();
     const scan = scanJsonText(text, maxDepth);
     if (scan.depth > maxDepth) {

@@ -17,7 +17,6 @@ import {
   context,
   propagation,
   ROOT_CONTEXT,
-  SpanKind,
   SpanStatusCode,
   trace,
   type Tracer,
@@ -32,7 +31,7 @@ import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { type Logger, withLogFields } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { sampledTraceId } from "../observability/tracing.ts";
+import { sampledTraceId, startServerSpan } from "../observability/tracing.ts";
 import type { AppEnv } from "./env.ts";
 
 const VALID_REQUEST_ID = /^[\w\-=.:]{1,128}$/;
@@ -64,16 +63,18 @@ export function observeRequests(
     const incoming = c.req.header("x-request-id");
     const requestId = incoming && VALID_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set("requestId", requestId);
-    c.header("X-Request-Id", requestId);
 
+    // Sampling is decided before any span work (parent-based: an incoming traceparent's flag
+    // wins). An unsampled request's span is only a span context, kept on the context so that
+    // the spans under it are not sampled either and calls out carry its traceparent; nothing
+    // is set on it, and it is never ended or exported.
     const traceparent = c.req.header("traceparent");
     const parent = traceparent
       ? propagation.extract(ROOT_CONTEXT, { traceparent, tracestate: c.req.header("tracestate") })
       : ROOT_CONTEXT;
-    const span = tracer.startSpan(method, {
-      kind: SpanKind.SERVER,
-      attributes: { [ATTR_HTTP_REQUEST_METHOD]: method, [ATTR_URL_PATH]: path },
-    }, parent);
+    const span = startServerSpan(tracer, method, parent);
+    const sampled = span.isRecording();
+    if (sampled) span.setAttributes({ [ATTR_HTTP_REQUEST_METHOD]: method, [ATTR_URL_PATH]: path });
     const traceId = sampledTraceId(span); // null when the trace will not be kept
     const ctx = withLogFields(trace.setSpan(parent, span), {
       request_id: requestId,
@@ -81,17 +82,22 @@ export function observeRequests(
     });
 
     await context.with(ctx, next);
-    // Responses built outside the context's header set (the error handler's problems) too.
-    if (!c.res.headers.has("X-Request-Id")) c.res.headers.set("X-Request-Id", requestId);
+    // Set on the finished response, never before the handler: a response header set early
+    // (c.header) makes Hono build the answer from a Headers object, which costs Deno.serve
+    // more than adding headers to the finished one (README, "Where a request's time goes").
+    // Every answer gets it, the problem answers of the error handler too.
+    c.res.headers.set("X-Request-Id", requestId);
 
     const route = routePath(c);
     const status = c.res.status;
-    span.updateName(`${method} ${route}`);
-    span.setAttribute(ATTR_HTTP_ROUTE, route);
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-    if (c.error) span.recordException(c.error);
-    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
+    if (sampled) {
+      span.updateName(`${method} ${route}`);
+      span.setAttribute(ATTR_HTTP_ROUTE, route);
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (c.error) span.recordException(c.error);
+      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    }
 
     const seconds = (performance.now() - started) / 1000;
     if (path.startsWith("/v1/")) {

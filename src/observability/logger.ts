@@ -68,8 +68,52 @@ function render(msg: string, fields: Fields): string {
 
 /** Who writes: service, version, instance — on every line, so that replicas' logs can be told apart. */
 let identity: Fields = {};
+/** `identity` as the JSON text it adds to a line (`,"service":"vigil",…`). */
+let identityJson = "";
+/** Keys a field cannot take on the fast path: they are the line's own (ts, level, …, identity). */
+let lineKeys = new Set<string>();
 
+function setIdentity(fields: Fields): void {
+  identity = fields;
+  const text = JSON.stringify(fields);
+  identityJson = text.length > 2 ? `,${text.slice(1, -1)}` : "";
+  // And `__proto__`: whatever assigning it does, the general path does it.
+  lineKeys = new Set(["ts", "level", "msg", "logger", "__proto__", ...Object.keys(fields)]);
+}
+setIdentity({});
+
+/**
+ * One JSON line: `ts`, `level`, `msg`, `logger`, the identity, then the fields. The usual line
+ * (a plain object of fields, none an Error or named like the line's own keys) is the head's text
+ * and one JSON.stringify of the fields; anything else takes the general path. Both give the same
+ * text (src/observability/logger_test.ts).
+ */
 export function formatJsonLine(record: LogRecord): string {
+  const fields = record.fields;
+  // Also general: inherited keys (for…in sees them, JSON.stringify not) and integer-like keys
+  // (an object lists them first, so they would move ahead of ts).
+  const proto = Object.getPrototypeOf(fields);
+  let plain = proto === Object.prototype || proto === null;
+  for (const key in fields) {
+    if (!plain) break;
+    const first = key.charCodeAt(0);
+    if (lineKeys.has(key) || (first >= 48 && first <= 57) || fields[key] instanceof Error) {
+      plain = false;
+    }
+  }
+  if (plain) {
+    let body: string | undefined;
+    try {
+      body = JSON.stringify(fields);
+    } catch { /* a BigInt or a cycle: the general path */ }
+    if (body !== undefined) {
+      // ts is an ISO timestamp and level one of five words: neither needs escaping.
+      const head = `{"ts":"${record.ts}","level":"${record.level}","msg":${
+        JSON.stringify(record.msg)
+      },"logger":${JSON.stringify(record.logger)}${identityJson}`;
+      return body.length > 2 ? `${head},${body.slice(1)}` : `${head}}`;
+    }
+  }
   const line: Fields = {
     ts: record.ts,
     level: record.level,
@@ -126,6 +170,18 @@ function stdoutSink(): { sink: Sink; flush(): void } {
 }
 
 let threshold = RANK.info;
+
+/** The ISO time of the current millisecond: lines logged within one share the string. */
+let stampMs = NaN;
+let stamp = "";
+function timestamp(): string {
+  const now = Date.now();
+  if (now !== stampMs) {
+    stampMs = now;
+    stamp = new Date(now).toISOString();
+  }
+  return stamp;
+}
 let sink: Sink = () => {};
 let flushSink: () => void = () => {};
 
@@ -137,7 +193,7 @@ class JsonLogger implements Logger {
     const ambient = context.active().getValue(FIELDS_KEY) as Fields | undefined;
     const all = ambient ? { ...ambient, ...fields } : fields;
     sink({
-      ts: new Date().toISOString(),
+      ts: timestamp(),
       level,
       msg: render(msg, all),
       logger: this.name,
@@ -180,7 +236,7 @@ export interface LoggingOptions {
 export function setupLogging(options: LoggingOptions): void {
   installContext();
   threshold = RANK[options.level === "warning" ? "warn" : options.level];
-  identity = options.identity ?? {};
+  setIdentity(options.identity ?? {});
   if (options.sink) {
     sink = options.sink;
     flushSink = () => {};

@@ -5,10 +5,18 @@
  * created (their trace ids tie runs together) but never exported.
  */
 import {
+  type Attributes,
+  type Context,
+  createContextKey,
+  type Link,
+  SamplingDecision,
+  type SamplingResult,
   type Span,
   type SpanContext,
+  SpanKind,
   type SpanOptions,
   SpanStatusCode,
+  trace,
   TraceFlags,
   type Tracer,
 } from "@opentelemetry/api";
@@ -57,6 +65,123 @@ export function samplerFrom(config: SamplerConfig): Sampler {
   }
 }
 
+/**
+ * A root span's sampling decided before the span is made (startServerSpan): the decision rides on
+ * the context the span starts in, and applies to that span only (one without a parent).
+ */
+const ROOT_DECISION = createContextKey("vigil.trace.root-sampled");
+
+/** The configured sampler, except for a root span whose decision was already taken. */
+class DecidedSampler implements Sampler {
+  constructor(private readonly inner: Sampler) {}
+
+  shouldSample(
+    context: Context,
+    traceId: string,
+    name: string,
+    kind: SpanKind,
+    attributes: Attributes,
+    links: Link[],
+  ): SamplingResult {
+    const decided = context.getValue(ROOT_DECISION);
+    if (decided !== undefined && !trace.getSpanContext(context)) {
+      return {
+        decision: decided ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD,
+      };
+    }
+    return this.inner.shouldSample(context, traceId, name, kind, attributes, links);
+  }
+
+  toString(): string {
+    return this.inner.toString();
+  }
+}
+
+/** Whether a root span (no parent) is sampled, as `OTEL_TRACES_SAMPLER` decides it. */
+function rootDecision(config: SamplerConfig): () => boolean {
+  const ratio = config.OTEL_TRACES_SAMPLER_ARG;
+  switch (config.OTEL_TRACES_SAMPLER) {
+    case "always_on":
+    case "parentbased_always_on":
+      return () => true;
+    case "always_off":
+    case "parentbased_always_off":
+      return () => false;
+    case "traceidratio":
+    case "parentbased_traceidratio":
+      // The same share as TraceIdRatioBasedSampler's test of a random trace id.
+      return ratio >= 1 ? () => true : ratio <= 0 ? () => false : () => Math.random() < ratio;
+  }
+}
+
+/** The root decision of each tracer made by setupTracing. */
+const rootDecisions = new WeakMap<Tracer, () => boolean>();
+
+function randomHex(bytes: number): string {
+  const buffer = crypto.getRandomValues(new Uint8Array(bytes));
+  let hex = "";
+  for (const byte of buffer) hex += (byte < 16 ? "0" : "") + byte.toString(16);
+  // All zeros is the invalid id (a chance of 2^-64 or less): make it valid.
+  return /^0+$/.test(hex) ? `${hex.slice(0, -1)}1` : hex;
+}
+
+/**
+ * The span of an unsampled root request: nothing is recorded, and its ids are only made if
+ * something asks for them (a child span, whose parent-based sampler then says no as well, or a
+ * traceparent sent to a remote agent, with the sampled flag off).
+ */
+class UnsampledSpan implements Span {
+  #context: SpanContext | undefined;
+  spanContext(): SpanContext {
+    return this.#context ??= {
+      traceId: randomHex(16),
+      spanId: randomHex(8),
+      traceFlags: TraceFlags.NONE,
+    };
+  }
+  setAttribute(): this {
+    return this;
+  }
+  setAttributes(): this {
+    return this;
+  }
+  addEvent(): this {
+    return this;
+  }
+  addLink(): this {
+    return this;
+  }
+  addLinks(): this {
+    return this;
+  }
+  setStatus(): this {
+    return this;
+  }
+  updateName(): this {
+    return this;
+  }
+  end(): void {}
+  isRecording(): boolean {
+    return false;
+  }
+  recordException(): void {}
+}
+
+const SERVER: SpanOptions = { kind: SpanKind.SERVER };
+
+/**
+ * Starts a request's SERVER span in `parent`, the sampling decided first: a request without a
+ * parent span (no incoming traceparent) that the sampler would not keep gets an UnsampledSpan —
+ * no ids, no span work. Everything else (a parent, or a tracer not made by setupTracing) goes
+ * through `tracer.startSpan`, and its sampler.
+ */
+export function startServerSpan(tracer: Tracer, name: string, parent: Context): Span {
+  const decide = rootDecisions.get(tracer);
+  if (!decide || trace.getSpanContext(parent)) return tracer.startSpan(name, SERVER, parent);
+  if (!decide()) return new UnsampledSpan();
+  return tracer.startSpan(name, SERVER, parent.setValue(ROOT_DECISION, true));
+}
+
 export function setupTracing(
   config:
     & Pick<
@@ -82,13 +207,15 @@ export function setupTracing(
       "deployment.environment.name": config.VIGIL_ENV,
       "deployment.environment": config.VIGIL_ENV,
     }),
-    sampler: samplerFrom(config),
+    sampler: new DecidedSampler(samplerFrom(config)),
     spanProcessors: spanExporter
       ? [new BatchSpanProcessor(spanExporter, { scheduledDelayMillis: 1000 })]
       : [],
   });
+  const tracer = provider.getTracer("vigil", VERSION);
+  rootDecisions.set(tracer, rootDecision(config));
   return {
-    tracer: provider.getTracer("vigil", VERSION),
+    tracer,
     shutdown: () => provider.shutdown(),
     forceFlush: () => provider.forceFlush(),
   };
@@ -96,6 +223,7 @@ export function setupTracing(
 
 /** The trace id of a sampled span: one that will exist in the tracing backend; else null. */
 export function sampledTraceId(span: Span | SpanContext | undefined): string | null {
+  if (span instanceof UnsampledSpan) return null; // without making its ids
   const ctx = span && "spanContext" in span ? span.spanContext() : span;
   return ctx && (ctx.traceFlags & TraceFlags.SAMPLED) ? ctx.traceId : null;
 }
