@@ -273,3 +273,62 @@ export async function statusPageP99(
     await sql.end();
   }
 }
+
+/**
+ * `count` DLQ rows that the retry job leaves alone: two thirds exhausted, a third pending but
+ * due only tomorrow (a queue at rest, as a scrape sees it). Replaces what the DLQ held.
+ */
+export async function seedWaitingDlq(sql: Sql, count: number): Promise<void> {
+  await sql`truncate alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
+  const userId = await benchUser(sql);
+  await sql`
+    with d as (
+      insert into alert_deliveries (id, user_id, channel, content_hash, payload, status, attempts,
+                                    created_at)
+      select gen_random_uuid(), ${userId}, 'inapp', md5(i::text), '{}',
+             case when i % 3 = 0 then 'failed' else 'exhausted' end, 1, now()
+      from generate_series(1, ${count}) as i
+      returning id, status
+    )
+    insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state,
+                           created_at)
+    select id, 'bench', 1,
+           case when status = 'failed' then now() + interval '1 day' end,
+           case when status = 'failed' then 'pending' else 'exhausted' end, now()
+    from d`;
+  await sql`analyze alert_deliveries, alert_dlq`;
+}
+
+/**
+ * `seedDlq`'s rows (failed in-app deliveries, DLQ rows due now), written `slice` at a time: one
+ * statement of a million rows and their foreign-key checks takes many times ten of a hundred
+ * thousand (the checks lock every referenced row of a table larger than shared_buffers).
+ */
+export async function seedDueDlq(sql: Sql, count: number, slice = 50_000): Promise<void> {
+  await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
+  const userId = await benchUser(sql);
+  const payload = {
+    type: "alert.fired",
+    source: "rule",
+    title: "bench",
+    message: "bench",
+    alert: null,
+    fired_at: new Date().toISOString(),
+  };
+  for (let from = 1; from <= count; from += slice) {
+    const to = Math.min(count, from + slice - 1);
+    await sql`
+      with d as (
+        insert into alert_deliveries (id, user_id, channel, content_hash, payload, status,
+                                      attempts, created_at)
+        select gen_random_uuid(), ${userId}, 'inapp', md5(i::text), ${sql.json(payload)},
+               'failed', 1, now()
+        from generate_series(${from}::int, ${to}::int) as i
+        returning id
+      )
+      insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state,
+                             created_at)
+      select id, 'bench', 0, now() - interval '1 minute', 'pending', now() from d`;
+  }
+  await sql`analyze alert_deliveries, alert_dlq`; // as autovacuum would have, in time
+}

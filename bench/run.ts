@@ -8,12 +8,23 @@ import { migrate } from "../src/db/migrate.ts";
 import { setupLogging } from "../src/observability/logger.ts";
 import { type Cluster, freePort, startCluster, which } from "../tests/support/cluster.ts";
 import { chaosFigures } from "./chaos.ts";
+import {
+  DEFAULT_SIZES,
+  FULL_SIZES,
+  type Growth,
+  growth,
+  growthTable,
+  scrapeFigures,
+} from "./growth.ts";
+import { dlqBatchSize, pgbossDrain } from "./pgboss.ts";
 import { type ItemCost, itemCosts } from "./costs.ts";
 import { alertFirePerSecond, dlqDrain, statusPageP99, stepOverheadUs } from "./in_process.ts";
 import { wrk } from "./wrk.ts";
 
 const RUNS = 3;
 const LOAD_SECONDS = 5;
+/** The HTTP overhead section loads three servers a round: as long as two at LOAD_SECONDS. */
+const HTTP_SECONDS = 3.5;
 const CONNECTIONS = 32;
 /** Concurrent clients running patterns (issue 13: 64), against the same number of INSERTers. */
 const RUN_CLIENTS = 64;
@@ -197,34 +208,63 @@ async function main() {
 
     const auth = { authorization: `Bearer ${ADMIN_KEY}` };
     let peak = 0;
-    log("HTTP overhead: /v1/me on vigil vs bare Hono");
+    // /v1/me on vigil as `deno task start` runs it (production defaults: one trace in ten
+    // sampled) and on a second vigil that samples every trace, each against bare Hono in the
+    // same rounds (vigil, bare, vigil sampled): a round's three figures share the machine's
+    // moment. The sampled one has a database of its own and lives for this section only.
+    log("HTTP overhead: /v1/me on vigil (production defaults; every trace sampled) vs bare Hono");
+    const sampledDb = `${dbName}_sampled`;
+    await admin`create database ${admin(sampledDb)}`;
+    const sampledDbUrl = new URL(dbUrl);
+    sampledDbUrl.pathname = `/${sampledDb}`;
+    const sampledPort = freePort();
+    const sampled = spawn(startArgs(), {
+      DATABASE_URL: sampledDbUrl.toString(),
+      HOST: "127.0.0.1",
+      PORT: String(sampledPort),
+      ADMIN_API_KEY: ADMIN_KEY,
+      VIGIL_SECRET_KEY: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))),
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+      OTEL_TRACES_SAMPLER_ARG: "1",
+      LOG_LEVEL: "info",
+      RATE_LIMIT_PER_MINUTE: "100000000",
+    });
     const vigilRps: number[] = [];
+    const sampledRps: number[] = [];
     const bareRps: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const [r, p] = await peakRss(
-        vigil.pid,
-        () =>
-          wrk({
-            url: `${vigilUrl}/v1/me`,
-            seconds: LOAD_SECONDS,
-            connections: CONNECTIONS,
-            headers: auth,
-          }),
-      );
-      peak = Math.max(peak, p);
-      if (r.errors) throw new Error(`vigil answered ${r.errors} errors`);
-      vigilRps.push(r.requestsPerSecond);
-      bareRps.push(
-        (await wrk({
-          url: `http://127.0.0.1:${barePort}/v1/me`,
-          seconds: LOAD_SECONDS,
-          connections: CONNECTIONS,
-        })).requestsPerSecond,
-      );
+    try {
+      const sampledUrl = `http://127.0.0.1:${sampledPort}`;
+      await waitFor(`${sampledUrl}/health/ready`);
+      const load = async (
+        url: string,
+        headers: Record<string, string> = {},
+        seconds = HTTP_SECONDS,
+      ) => {
+        const r = await wrk({ url, seconds, connections: CONNECTIONS, headers });
+        if (r.errors) throw new Error(`${url} answered ${r.errors} errors`);
+        return r.requestsPerSecond;
+      };
+      // A second each first, not counted: the first round would otherwise measure the JIT.
+      await load(`${vigilUrl}/v1/me`, auth, 1);
+      await load(`http://127.0.0.1:${barePort}/v1/me`, {}, 1);
+      await load(`${sampledUrl}/v1/me`, auth, 1);
+      for (let i = 0; i < RUNS; i++) {
+        const [rps, p] = await peakRss(vigil.pid, () => load(`${vigilUrl}/v1/me`, auth));
+        peak = Math.max(peak, p);
+        vigilRps.push(rps);
+        bareRps.push(await load(`http://127.0.0.1:${barePort}/v1/me`));
+        sampledRps.push(await load(`${sampledUrl}/v1/me`, auth));
+      }
+    } finally {
+      sampled.kill("SIGTERM");
+      await sampled.status;
+      await admin`drop database if exists ${admin(sampledDb)} with (force)`.catch(() => {});
     }
     results.http_vigil_rps = round(median(vigilRps), 0);
+    results.http_vigil_sampled_rps = round(median(sampledRps), 0);
     results.http_bare_hono_rps = round(median(bareRps), 0);
     results.http_overhead_ratio = round(median(vigilRps) / median(bareRps), 3);
+    results.http_overhead_ratio_sampled = round(median(sampledRps) / median(bareRps), 3);
 
     log("pattern runs: POST /v1/patterns/:id/run of a 3-step in-process pattern");
     const create = await fetch(`${vigilUrl}/v1/patterns`, {
@@ -324,7 +364,8 @@ async function main() {
     }
     const scrape = await (await fetch(`${vigilUrl}/metrics`)).text();
     results.metrics_series = scrape.split("\n").filter((l) => l && !l.startsWith("#")).length;
-    results.metrics_scrape_p99_ms = round(await scrapeP99(vigilUrl), 2);
+    // metrics_scrape_p99_ms itself is measured below, with 300,000 rows in the DLQ.
+    results.metrics_scrape_p99_ms_empty_dlq = round(await scrapeP99(vigilUrl), 2);
     results.spans_exported_batches = sink.batches();
 
     vigil.kill("SIGTERM");
@@ -368,6 +409,23 @@ async function main() {
 
     log("chaos: two replicas killed mid-send (tests/support/chaos.ts)");
     Object.assign(results, await chaosFigures(baseUrl));
+
+    const batch = dlqBatchSize();
+    log(`pg-boss: ${DLQ_ROWS} no-op jobs, fetch + complete ${batch} at a time, one worker`);
+    const boss: number[] = [];
+    for (let i = 0; i < RUNS; i++) boss.push((await pgbossDrain(dbUrl, DLQ_ROWS)).jobsPerSecond);
+    results.pgboss_jobs_per_s = round(median(boss), 0);
+    results.dlq_drain_vs_pgboss = round(
+      Number(results.dlq_drain_rows_per_s_1w) / median(boss),
+      3,
+    );
+
+    log("scrapes: >= 10,000 series and 300,000 DLQ rows; requests with and without scrapes");
+    Object.assign(results, await scrapeFigures(dbUrl, { dlqRows: 300_000, otlpUrl: sink.url }));
+
+    const full = Deno.args.includes("--full");
+    log(`how cost grows${full ? " (--full)" : " (--full adds the largest sizes)"}`);
+    results.growth = await growth(dbUrl, full ? FULL_SIZES : DEFAULT_SIZES);
   } finally {
     vigil?.kill("SIGKILL");
     bare?.kill("SIGKILL");
@@ -398,6 +456,9 @@ async function main() {
     JSON.stringify(output, null, 2) + "\n",
   );
   printTable(output);
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(`\n${growthTable(results.growth as Growth)}\n`),
+  );
 }
 
 type Target = { min?: number; max?: number };
@@ -408,6 +469,12 @@ function printTable(r: Record<string, unknown>) {
   );
   const rows: [string, unknown, unknown, unknown][] = [
     ["http_overhead_ratio", r.http_vigil_rps, r.http_bare_hono_rps, r.http_overhead_ratio],
+    [
+      "http_overhead_ratio_sampled",
+      r.http_vigil_sampled_rps,
+      r.http_bare_hono_rps,
+      r.http_overhead_ratio_sampled,
+    ],
     ["pattern_runs_per_s", r.pattern_runs_per_s, "—", "—"],
     ["pattern_run_p99_ms", r.pattern_run_p99_ms, "—", "—"],
     ["pattern_run_batch_mean", r.pattern_run_batch_mean, "—", "—"],
@@ -446,7 +513,25 @@ function printTable(r: Record<string, unknown>) {
     ["dlq_duplicates", r.dlq_duplicates, "—", "—"],
     ["chaos_lost", r.chaos_lost, "—", "—"],
     ["chaos_duplicates", r.chaos_duplicates, "—", "—"],
-    ["metrics_scrape_p99_ms", r.metrics_scrape_p99_ms, "—", "—"],
+    [
+      "metrics_scrape_p99_ms",
+      r.metrics_scrape_p99_ms,
+      `${r.metrics_scrape_p99_ms_empty_dlq} (empty DLQ)`,
+      "—",
+    ],
+    [
+      "scrape_blocking_ms",
+      r.request_p99_during_scrapes_ms,
+      `${r.request_p99_without_scrapes_ms} (request p99 without scrapes)`,
+      r.scrape_blocking_ms,
+    ],
+    ["pgboss_jobs_per_s", "—", r.pgboss_jobs_per_s, "—"],
+    [
+      "dlq_drain_vs_pgboss",
+      r.dlq_drain_rows_per_s_1w,
+      `${r.pgboss_jobs_per_s} (pg-boss jobs/s)`,
+      r.dlq_drain_vs_pgboss,
+    ],
     [
       "metrics_scrape_p99_ms_database_down",
       r.metrics_scrape_p99_ms_database_down ?? "(needs initdb)",

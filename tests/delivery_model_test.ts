@@ -17,7 +17,7 @@
  * 4. the database agrees with itself: attempts = recorded non-fenced attempts, delivered_at iff
  *    delivered, no lease left, no DLQ row for a delivered delivery.
  *
- * Runs: VIGIL_PROPERTY_RUNS (default 300), seed: VIGIL_PROPERTY_SEED (printed on failure, with
+ * Runs: VIGIL_PROPERTY_RUNS (default 200), seed: VIGIL_PROPERTY_SEED (printed on failure, with
  * the shrunk scenario).
  */
 import "./support/logs.ts";
@@ -46,7 +46,7 @@ import {
 // Crashes end connection pools mid-query, as production's database restarts do.
 tolerateStrayConnectionErrors();
 
-const RUNS = Number(Deno.env.get("VIGIL_PROPERTY_RUNS") ?? 300);
+const RUNS = Number(Deno.env.get("VIGIL_PROPERTY_RUNS") ?? 200);
 const SEED = Number(Deno.env.get("VIGIL_PROPERTY_SEED") ?? Date.now() % 2 ** 31);
 const LEASE = DEFAULT_SCHEDULE.leaseMs;
 const SECRET = "whsec_" + btoa("0123456789abcdef0123456789abcdef");

@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { assertEquals } from "../../tests/support/assert.ts";
 import { realPostgres, testDatabase } from "../../tests/support/database.ts";
+import { dlqCounts } from "../delivery/store.ts";
 import { rootLogger } from "../observability/logger.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { DatabaseMonitor } from "./monitor.ts";
@@ -61,5 +62,56 @@ Deno.test({
   } finally {
     monitor.stop();
     await sql.end();
+  }
+});
+
+Deno.test("database monitor: alert_dlq_entries from the kept counts, never by reading the queue", async () => {
+  await using db = await testDatabase();
+  const { sql } = db;
+  const [user] = await sql<{ id: string }[]>`
+    insert into users (email, name, created_at) values ('monitor@example.com', 'M', now())
+    returning id`;
+  await sql`
+    with d as (
+      insert into alert_deliveries (id, user_id, channel, content_hash, payload, status, attempts,
+                                    created_at)
+      select gen_random_uuid(), ${user.id}, 'inapp', md5(i::text), '{}', 'failed', 1, now()
+      from generate_series(1, 2000) as i
+      returning id
+    )
+    insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state,
+                           created_at)
+    select id, 'x', 0, now(), case when random() < 0.3 then 'exhausted' else 'pending' end, now()
+    from d`;
+  await sql`update alert_dlq set state = 'uncertain'
+            where id in (select id from alert_dlq where state = 'pending' limit 7)`;
+  // Every statement the monitor's read sends, as written.
+  const statements: string[] = [];
+  const spy = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    statements.push(strings.join("$"));
+    return (sql as unknown as (s: TemplateStringsArray, ...v: unknown[]) => unknown)(
+      strings,
+      ...values,
+    );
+  }) as unknown as typeof sql;
+  const metrics = createMetrics();
+  const monitor = new DatabaseMonitor({
+    sql,
+    metrics,
+    logger: rootLogger,
+    timeoutMs: 2000,
+    dlqCounts: () => dlqCounts(spy, 0),
+    poolMax: 10,
+  });
+  await monitor.refresh();
+  const expected = await sql<{ state: string; n: number }[]>`
+    select state, count(*)::int as n from alert_dlq group by state`;
+  for (const { state, n } of expected) {
+    assertEquals(await gauge(metrics.dlqEntries, { state }), n, state);
+  }
+  assertEquals(expected.length, 3);
+  assertEquals(statements.length, 2, "a read, then a fold (threshold 0)");
+  for (const s of statements) {
+    assertEquals(/\balert_dlq\b(?!_counts)/.test(s), false, `reads the queue: ${s}`);
   }
 });

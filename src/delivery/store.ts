@@ -96,11 +96,29 @@ export async function deliveriesOfAlert(
     limit ${limit}`;
 }
 
-export async function dlqCounts(sql: Sql): Promise<Record<DlqState, number>> {
-  const rows = await sql<{ state: DlqState; n: number }[]>`
-    select state, count(*)::int as n from alert_dlq group by state`;
+/** Delta rows past which `dlqCounts` folds them (a drain writes one per batch). */
+export const DLQ_COUNT_FOLD_ROWS = 64;
+
+/**
+ * DLQ rows by state, from the deltas the triggers of migration 013 keep (a read of a few rows,
+ * however long the queue); once more than `foldRows` deltas have piled up they are folded into
+ * one row per state, in one statement (the sums do not change: concurrent readers see the same
+ * counts before and after, and two replicas folding at once fold each delta once).
+ */
+export async function dlqCounts(
+  sql: Sql,
+  foldRows = DLQ_COUNT_FOLD_ROWS,
+): Promise<Record<DlqState, number>> {
+  const rows = await sql<{ state: DlqState; n: number; deltas: number }[]>`
+    select state, sum(n)::int as n, count(*)::int as deltas from alert_dlq_counts group by state`;
   const counts = { pending: 0, exhausted: 0, uncertain: 0 };
   for (const row of rows) counts[row.state] = row.n;
+  if (rows.reduce((a, r) => a + r.deltas, 0) > foldRows) {
+    await sql`
+      with folded as (delete from alert_dlq_counts returning state, n)
+      insert into alert_dlq_counts (state, n)
+      select state, sum(n) from folded group by state having sum(n) <> 0`;
+  }
   return counts;
 }
 
