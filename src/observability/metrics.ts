@@ -439,40 +439,37 @@ const nextTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
  * the metrics' own values (one label string per series, shared by its bucket lines), keeps the
  * lines of a series until its value (a histogram's count) changes — most series are idle between
  * two scrapes — and yields to the event loop whenever a turn has taken `sliceMs`: a request that
- * arrives during a scrape waits for one slice, not for the whole text. Each metric's series are listed at once
- * (after its `collect`), so a family is rendered from one set of series, as prom-client does;
- * values are read as each series is written.
+ * arrives during a scrape waits for one slice, not for the whole text. Each metric's series are
+ * listed at once (after its `collect`), so a family is rendered from one set of series, as
+ * prom-client does; values are read as each series is written.
  *
  * Counters, gauges and histograms of a Prometheus-format registry without default labels are
  * rendered here; anything else (summaries, OpenMetrics, default labels) by prom-client itself.
  */
 export async function renderMetrics(
   registry: Registry,
-  options: RenderOptions = {},
-): Promise<string> {
-  return (await renderMetricsChunks(registry, options)).join("");
-}
-
-/** Characters per chunk of `renderMetricsChunks` (a few tens of µs to encode each). */
-const CHUNK_CHARS = 64 * 1024;
-
-/**
- * renderMetrics' text in chunks of about 64 KiB, in order: /metrics streams them, so that no
- * turn flattens or encodes the whole text (1.2 MB at 10,000 series) at once.
- */
-export async function renderMetricsChunks(
-  registry: Registry,
   { sliceMs = 2, pause = nextTurn }: RenderOptions = {},
-): Promise<string[]> {
+): Promise<string> {
   const defaults = (registry as unknown as { _defaultLabels?: object })._defaultLabels;
   if (
     registry.contentType !== Registry.PROMETHEUS_CONTENT_TYPE ||
     (defaults && Object.keys(defaults).length > 0)
   ) {
-    return [await registry.metrics()];
+    return await registry.metrics();
   }
-  const chunks: string[] = [];
-  let text = "";
+  // The text is joined in pieces of about PIECE_CHARS as it goes, between pauses, so that the
+  // last join copies a few dozen flat strings: no turn builds the whole text from its lines.
+  const pieces: string[] = [];
+  let parts: string[] = [];
+  let size = 0;
+  const add = (text: string) => {
+    parts.push(text);
+    size += text.length;
+    if (size < PIECE_CHARS) return;
+    pieces.push(parts.join(""));
+    parts = [];
+    size = 0;
+  };
   let turn = performance.now();
   const maybePause = async () => {
     if (performance.now() - turn < sliceMs) return;
@@ -482,9 +479,9 @@ export async function renderMetricsChunks(
   const metrics = registry.getMetricsAsArray();
   for (let f = 0; f < metrics.length; f++) {
     const metric = metrics[f];
-    if (f > 0) text += "\n\n";
+    if (f > 0) add("\n\n");
     if (!(metric instanceof Counter || metric instanceof Gauge || metric instanceof Histogram)) {
-      text += await registry.getSingleMetricAsString(metric.name);
+      add(await registry.getSingleMetricAsString(metric.name));
       await maybePause();
       continue;
     }
@@ -494,7 +491,7 @@ export async function renderMetricsChunks(
       if (collected instanceof Promise) await collected;
     }
     const name = escapeString(m.name);
-    text += `# HELP ${name} ${escapeString(m.help)}\n# TYPE ${name} ${m.type}`;
+    add(`# HELP ${name} ${escapeString(m.help)}\n# TYPE ${name} ${m.type}`);
     const series = Object.values(m.hashMap);
     const bounds = m.type === "histogram" ? m.upperBounds! : undefined;
     // `name_bucket{le="…",` for each bucket, then +Inf: prom-client puts `le` first.
@@ -510,23 +507,26 @@ export async function renderMetricsChunks(
         done = { key, labels: s.labels, text: renderSeries(m, name, s, bucketHeads, infHead) };
         rendered.set(s, done);
       }
-      text += done.text;
-      if (text.length >= CHUNK_CHARS) {
-        chunks.push(text);
-        text = "";
-      }
+      add(done.text);
       if ((i & 15) === 15) await maybePause();
     }
     await maybePause();
   }
-  chunks.push(`${text}\n`);
-  return chunks;
+  add("\n");
+  pieces.push(parts.join(""));
+  return pieces.join("");
 }
+
+/** Characters per piece of the text (see renderMetrics): tens of µs to join each. */
+const PIECE_CHARS = 64 * 1024;
 
 /** Each series' lines as last rendered, by the series object (prom-client's own). */
 const rendered = new WeakMap<SeriesInternals, { key: number; labels: object; text: string }>();
 
-/** One series' lines, each after a newline. */
+/**
+ * One series' lines, each after a newline, as one flat string: joined from an array (a string
+ * built with `+=` is a rope, which every later join would walk again, scrape after scrape).
+ */
 function renderSeries(
   m: MetricInternals,
   name: string,
@@ -535,19 +535,24 @@ function renderSeries(
   infHead: string,
 ): string {
   const labels = labelString(s.labels);
-  if (!bucketHeads) return `\n${name}${labels ? `{${labels}}` : ""} ${valueString(s.value!)}`;
+  if (!bucketHeads) {
+    return ["\n", name, labels ? `{${labels}}` : "", " ", valueString(s.value!)].join("");
+  }
   const bounds = m.upperBounds!;
   const tail = labels ? `,${labels}} ` : "} ";
-  let text = "";
+  const lines = [""]; // each line after a newline
   let cumulative = 0;
   for (let b = 0; b < bounds.length; b++) {
     cumulative += s.bucketValues![bounds[b]];
-    text += "\n" + bucketHeads[b] + tail + valueString(cumulative);
+    lines.push(bucketHeads[b] + tail + valueString(cumulative));
   }
   const braces = labels ? `{${labels}} ` : " ";
-  return text + `\n${infHead}${tail}${valueString(s.count!)}` +
-    `\n${m.name}_sum${braces}${valueString(s.sum!)}` +
-    `\n${m.name}_count${braces}${valueString(s.count!)}`;
+  lines.push(
+    infHead + tail + valueString(s.count!),
+    `${m.name}_sum${braces}${valueString(s.sum!)}`,
+    `${m.name}_count${braces}${valueString(s.count!)}`,
+  );
+  return lines.join("\n");
 }
 
 /** `a="x",b="y"` in the labels' own order, escaped as prom-client escapes them. */

@@ -1,20 +1,20 @@
 /** `GET /metrics`: the Prometheus text exposition, behind METRICS_TOKEN when it is set. */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { TypedResponse } from "hono";
 import { bearerToken } from "../http/bearer.ts";
 import { createRouter, problems } from "../http/openapi.ts";
 import { Problem } from "../http/problem.ts";
 import { sameHash } from "../users/keys.ts";
-import { type Metrics, renderMetricsChunks, type RenderOptions } from "./metrics.ts";
+import { type Metrics, renderMetrics, type RenderOptions } from "./metrics.ts";
 
 /**
  * `/metrics`: with METRICS_TOKEN set, only for that bearer token; without it, open only where
  * METRICS_PUBLIC says so (the default outside production) — production does not expose its
  * internals to anyone by accident.
  *
- * The text is rendered in slices between which requests are served (renderMetrics) and sent in
- * chunks, each encoded as the response is written, so that no turn handles the whole text;
- * scrapes that arrive while one is being rendered get that one's text (Prometheus servers
+ * The text is rendered in slices between which requests are served (renderMetrics), and sent as
+ * one string: Deno writes a string body on its fast path, where a streamed body (measured: 64 KiB
+ * chunks from a ReadableStream) held requests beside it up for longer than the rendering does.
+ * Scrapes that arrive while one is being rendered get that one's text (Prometheus servers
  * scraping one replica together, or a retry), instead of rendering it once more each.
  */
 export function metricsRoutes(
@@ -26,11 +26,9 @@ export function metricsRoutes(
   },
 ) {
   const app = createRouter();
-  let rendering: Promise<string[]> | undefined;
+  let rendering: Promise<string> | undefined;
   const scrape = () =>
-    rendering ??= renderMetricsChunks(metrics.registry, render).finally(() =>
-      rendering = undefined
-    );
+    rendering ??= renderMetrics(metrics.registry, render).finally(() => (rendering = undefined));
   app.openapi(
     createRoute({
       method: "get",
@@ -56,19 +54,8 @@ export function metricsRoutes(
       } else if (!open) {
         throw Problem.forbidden("/metrics is off: set METRICS_TOKEN (or METRICS_PUBLIC=true).");
       }
-      const chunks = await scrape();
-      const encoder = new TextEncoder();
-      let next = 0;
-      const body = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (next < chunks.length) controller.enqueue(encoder.encode(chunks[next++]));
-          else controller.close();
-        },
-      });
-      // The documented text, streamed: the route's typing knows text responses only.
-      return new Response(body, {
-        headers: { "content-type": metrics.registry.contentType },
-      }) as unknown as TypedResponse<string, 200, "text">;
+      const body = await scrape();
+      return c.text(body, 200, { "content-type": metrics.registry.contentType });
     },
   );
   return app;
