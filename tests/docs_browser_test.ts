@@ -6,7 +6,7 @@
  */
 import type { Browser } from "puppeteer-core";
 import { assert, assertEquals } from "./support/assert.ts";
-import { findChromium, launchChromium } from "./support/chromium.ts";
+import { findChromium, launchChromium, watchPage } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
 
@@ -64,17 +64,7 @@ Deno.test({
           cache: h["cache-control"] ?? "",
         });
       });
-      page.on("pageerror", (error) => errors.push(String(error)));
-      page.on("console", (message) => {
-        if (message.type() === "error") errors.push(message.text());
-      });
-      // In the page (strings: the tests are type-checked without the DOM library).
-      await page.evaluateOnNewDocument(`
-        window.__cspViolations = [];
-        document.addEventListener("securitypolicyviolation", (e) => {
-          window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
-        });
-      `);
+      await watchPage(page, errors);
 
       const response = await page.goto(`${origin}/docs`, { waitUntil: "load" });
       assertEquals(response?.status(), 200);

@@ -11,7 +11,7 @@
 import type { Browser } from "puppeteer-core";
 import { recordChecks } from "../src/uptime/store.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { findChromium, launchChromium } from "./support/chromium.ts";
+import { findChromium, launchChromium, watchPage } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
 
@@ -226,16 +226,7 @@ Deno.test({
         }
       });
       page.on("requestfailed", (request) => failed.push(request.url()));
-      page.on("pageerror", (error) => errors.push(String(error)));
-      page.on("console", (message) => {
-        if (message.type() === "error") errors.push(message.text());
-      });
-      await page.evaluateOnNewDocument(`
-        window.__cspViolations = [];
-        document.addEventListener("securitypolicyviolation", (e) => {
-          window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
-        });
-      `);
+      await watchPage(page, errors);
 
       const check = async (label: string) => {
         const seen = await page.evaluate(SEEN([...ids, hidden])) as Seen;

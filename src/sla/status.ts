@@ -15,6 +15,7 @@ import type { Config } from "../config.ts";
 import type { Queryable } from "../db/database.ts";
 import { HTTP_BUCKETS } from "../observability/metrics.ts";
 import { emptyCounts, quantile } from "../util/histogram.ts";
+import { SingleFlightCache } from "../util/single_flight.ts";
 
 export const SLA_WINDOWS = ["1h", "24h", "7d", "30d"] as const;
 export type SlaWindow = typeof SLA_WINDOWS[number];
@@ -197,24 +198,20 @@ export interface SlaStatus {
 }
 
 /**
- * /sla/status, computed at most every CACHE_MS (concurrent callers share one computation): it
- * is public by default and reads up to 30 days of aggregates.
+ * /sla/status, computed at most every CACHE_MS (src/util/single_flight.ts: concurrent callers
+ * share one computation, an expired answer is served while the next is computed, the last good
+ * one while the database is away): it is public by default and reads up to 30 days of aggregates.
  */
 export class SlaReport {
   static readonly CACHE_MS = 10_000;
-  #cached: { at: number; status: SlaStatus } | undefined;
-  #computing: Promise<SlaStatus> | undefined;
+  readonly #cache: SingleFlightCache<SlaStatus>;
 
-  constructor(private readonly deps: { sql: Queryable; clock: Clock; targets: Targets }) {}
+  constructor(private readonly deps: { sql: Queryable; clock: Clock; targets: Targets }) {
+    this.#cache = new SingleFlightCache(deps.clock, SlaReport.CACHE_MS);
+  }
 
-  async status(): Promise<SlaStatus> {
-    const now = this.deps.clock.now();
-    if (this.#cached && now.getTime() - this.#cached.at < SlaReport.CACHE_MS) {
-      return this.#cached.status;
-    }
-    return await (this.#computing ??= this.#compute(now).finally(
-      () => (this.#computing = undefined),
-    ));
+  status(): Promise<SlaStatus> {
+    return this.#cache.get("sla", () => this.#compute(this.deps.clock.now()));
   }
 
   async window(window: SlaWindow): Promise<WindowStatus> {
@@ -224,7 +221,7 @@ export class SlaReport {
   async #compute(now: Date): Promise<SlaStatus> {
     const { targets } = this.deps;
     const totals = await windowTotals(this.deps.sql, now);
-    const status: SlaStatus = {
+    return {
       generated_at: now,
       targets: {
         availability_percent: targets.SLA_AVAILABILITY_TARGET,
@@ -233,7 +230,5 @@ export class SlaReport {
       },
       windows: SLA_WINDOWS.map((w) => windowStatus(w, totals[w], targets, now)),
     };
-    this.#cached = { at: now.getTime(), status };
-    return status;
   }
 }

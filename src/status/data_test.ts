@@ -3,7 +3,7 @@ import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { HOUR, ManualClock, MINUTE } from "../../tests/support/clock.ts";
 import { dbTest } from "../../tests/support/database.ts";
 import type { Sql } from "../db/database.ts";
-import { SingleFlightCache } from "./cache.ts";
+import { SingleFlightCache } from "../util/single_flight.ts";
 import { overallState, RESOLVED_INCIDENTS, statusData } from "./data.ts";
 import { BAR_DAYS, DEFAULT_GROUP, SPARK_HOURS } from "./schema.ts";
 import {

@@ -19,7 +19,7 @@ import { createRouter, json, problems, ProblemSchema } from "../http/openapi.ts"
 import { fieldErrors, Problem } from "../http/problem.ts";
 import { type Uptime, uptime } from "../uptime/store.ts";
 import { LEVEL_COLOUR, OVERALL_BADGE, renderBadge } from "./badge.tsx";
-import { SingleFlightCache } from "./cache.ts";
+import { SingleFlightCache } from "../util/single_flight.ts";
 import { statusData } from "./data.ts";
 import { formatPercent, uptimeLevel } from "./format.ts";
 import { renderStatusPage } from "./page.tsx";

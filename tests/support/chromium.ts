@@ -1,4 +1,4 @@
-import puppeteer, { type Browser } from "puppeteer-core";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
 
 /** Debian's `chromium` for the browser tests (puppeteer-core): `CHROMIUM_PATH`, or on PATH. */
 export function findChromium(): string | undefined {
@@ -31,4 +31,22 @@ export function launchChromium(executablePath: string): Promise<Browser> {
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ],
   });
+}
+
+/**
+ * Collects a page's script errors and console errors into `errors`, and records its CSP
+ * violations in `window.__cspViolations` (read them with page.evaluate).
+ */
+export async function watchPage(page: Page, errors: string[]): Promise<void> {
+  page.on("pageerror", (error) => errors.push(String(error)));
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  // In the page (strings: the tests are type-checked without the DOM library).
+  await page.evaluateOnNewDocument(`
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+    });
+  `);
 }

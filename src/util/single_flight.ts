@@ -1,5 +1,5 @@
 /**
- * A small in-memory cache for the public status endpoints, so that a public page cannot be used
+ * A small in-memory cache for public endpoints (the status page, /sla/status), so that they cannot be used
  * to load the database and never waits on it once warm: a value is computed at most once per
  * `ttlMs` per key, concurrent requests share one computation (single flight), and an expired
  * value is still answered while its successor is computed in the background (stale while
