@@ -12,15 +12,11 @@
  */
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
+import { loadConfig } from "../src/config.ts";
 
-/** The retry job's batch (the Dispatcher's default `batchSize`), read from its source. */
+/** The retry job's batch: vigil's default `DELIVERY_BATCH_SIZE`. */
 export function dlqBatchSize(): number {
-  const source = Deno.readTextFileSync(
-    new URL("../src/delivery/dispatcher.ts", import.meta.url),
-  );
-  const match = /deps\.batchSize \?\? (\d+)/.exec(source);
-  if (!match) throw new Error("could not read the dispatcher's default batch size");
-  return Number(match[1]);
+  return loadConfig({}).DELIVERY_BATCH_SIZE;
 }
 
 export interface PgBossDrain {

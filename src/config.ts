@@ -163,6 +163,7 @@ const EnvSchema = z.object({
   PAGERDUTY_EVENTS_URL: url.default("https://events.pagerduty.com/v2/enqueue"),
   DELIVERY_BACKOFF: durationList.prefault(DEFAULT_BACKOFF),
   DELIVERY_LEASE_SECONDS: int(2, 3600).default(120),
+  DELIVERY_BATCH_SIZE: int(1, 1000).default(200),
   RESEND_RATE_PER_SECOND: z.coerce.number({ error: "must be a number" }).positive().max(1000)
     .default(2),
   ALERT_EMAIL_FROM: z.string().min(3).default("vigil <alerts@vigil.local>"),

@@ -141,6 +141,7 @@ export function createServices(base: BaseDeps) {
     drain,
     tracer,
     errors,
+    batchSize: config.DELIVERY_BATCH_SIZE,
   });
   const evaluator = new AlertEvaluator({
     sql,
