@@ -98,6 +98,24 @@ dbTest(
         assertEquals(res.headers.get("x-frame-options"), "SAMEORIGIN", path);
         assertEquals(res.headers.get("referrer-policy"), "no-referrer", path);
         assert(res.headers.has("strict-transport-security"), path);
+        assertEquals(res.headers.get("cross-origin-resource-policy"), "same-origin", path);
+      }
+      // Headers that only mean something to an HTML document: on pages, not on JSON answers.
+      const pageOnly = [
+        "cross-origin-opener-policy",
+        "origin-agent-cluster",
+        "x-dns-prefetch-control",
+        "x-download-options",
+        "x-permitted-cross-domain-policies",
+        "x-xss-protection",
+      ];
+      for (const path of ["/v1/me", "/health/live", "/metrics", "/sla/status", "/openapi.json"]) {
+        const res = await app.request("GET", path);
+        assertEquals(pageOnly.filter((h) => res.headers.has(h)), [], path);
+      }
+      for (const path of ["/docs", "/status", "/nowhere"]) {
+        const res = await app.request("GET", path);
+        assertEquals(pageOnly.filter((h) => !res.headers.has(h)), [], path);
       }
     });
   },
