@@ -24,7 +24,7 @@ import { wrk } from "./wrk.ts";
 const RUNS = 3;
 const LOAD_SECONDS = 5;
 /** The HTTP overhead section loads three servers a round: as long as two at LOAD_SECONDS. */
-const HTTP_SECONDS = 3.5;
+const HTTP_SECONDS = 3;
 const CONNECTIONS = 32;
 /** Concurrent clients running patterns (issue 13: 64), against the same number of INSERTers. */
 const RUN_CLIENTS = 64;

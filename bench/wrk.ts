@@ -26,6 +26,8 @@ function toMs(value: string): number {
 }
 
 export async function wrk(options: WrkOptions): Promise<WrkResult> {
+  // wrk reads whole seconds only ("-d3.5s" is a usage error).
+  if (!Number.isInteger(options.seconds)) throw new Error(`wrk: ${options.seconds} s is not whole`);
   const script = await Deno.makeTempFile({ suffix: ".lua" });
   const lua = [
     `wrk.method = ${JSON.stringify(options.method ?? "GET")}`,
@@ -50,7 +52,13 @@ export async function wrk(options: WrkOptions): Promise<WrkResult> {
       stderr: "piped",
     }).output();
     const text = new TextDecoder().decode(out.stdout);
-    if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+    if (!out.success) {
+      throw new Error(
+        `wrk failed (code ${out.code}, signal ${out.signal}): ${
+          new TextDecoder().decode(out.stderr)
+        }${text}`,
+      );
+    }
     const rps = text.match(/Requests\/sec:\s+([\d.]+)/);
     const p50 = text.match(/^\s+50%\s+(\S+)/m);
     const p99 = text.match(/^\s+99%\s+(\S+)/m);
