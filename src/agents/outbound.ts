@@ -25,6 +25,7 @@ import {
 import ipaddr from "ipaddr.js";
 import { lookup } from "node:dns/promises";
 import { CallerError } from "./types.ts";
+import { startActiveSpan } from "../observability/tracing.ts";
 
 /** Resolves a host name to its IP addresses. */
 export type Resolver = (host: string) => Promise<string[]>;
@@ -181,7 +182,8 @@ export function outboundFetch(
     "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80)),
     "url.full": `${url.origin}${url.pathname}`,
   };
-  return policy.tracer.startActiveSpan(
+  return startActiveSpan(
+    policy.tracer,
     method,
     { kind: SpanKind.CLIENT, attributes },
     async (span) => {

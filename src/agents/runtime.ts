@@ -12,10 +12,13 @@ import {
   type Metrics,
   setBreakerState,
 } from "../observability/metrics.ts";
-import { recordError } from "../observability/tracing.ts";
+import { recordError, startActiveSpan } from "../observability/tracing.ts";
 import { canonicalJson } from "../util/json.ts";
 import { CircuitBreaker } from "./circuit_breaker.ts";
 import { type Agent, CallerError, type Capability } from "./types.ts";
+
+const PENDING = Symbol("pending");
+const NOT_YET = Promise.resolve(PENDING);
 
 export type CapabilityErrorKind =
   | "unknown"
@@ -172,7 +175,8 @@ export class AgentRuntime {
     const { permit } = admission;
     try {
       const timeoutMs = Math.min(options.timeoutMs ?? agent.timeoutMs, agent.timeoutMs);
-      return await this.deps.tracer.startActiveSpan(
+      return await startActiveSpan(
+        this.deps.tracer,
         "agent.call",
         { attributes: { agent_name: agent.name, capability: name } },
         async (span) => {
@@ -212,6 +216,16 @@ export class AgentRuntime {
     options: InvokeOptions,
   ): Promise<unknown> {
     const controller = new AbortController();
+    const call = capability.handler(args, {
+      signal: controller.signal,
+      runId: options.runId,
+      patternId: options.patternId,
+      requestId: options.requestId,
+    });
+    // An in-process handler that answered at once (the data agent) needs no timer: a race with
+    // an already settled promise is won by `call` if `call` has settled too.
+    const first = await Promise.race([call, NOT_YET]);
+    if (first !== PENDING) return first;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -224,15 +238,7 @@ export class AgentRuntime {
       }, timeoutMs);
     });
     try {
-      return await Promise.race([
-        capability.handler(args, {
-          signal: controller.signal,
-          runId: options.runId,
-          patternId: options.patternId,
-          requestId: options.requestId,
-        }),
-        timeout,
-      ]);
+      return await Promise.race([call, timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -214,6 +214,7 @@ export function setupTracing(
   });
   const tracer = provider.getTracer("vigil", VERSION);
   rootDecisions.set(tracer, rootDecision(config));
+  if (config.OTEL_TRACES_SAMPLER.startsWith("parentbased_")) parentBased.add(tracer);
   return {
     tracer,
     shutdown: () => provider.shutdown(),
@@ -238,13 +239,42 @@ export function recordError(span: Span, error: unknown): void {
 }
 
 /** Runs `fn` in an active span that always ends; a throw marks it failed and goes on. */
+/** Tracers (made by setupTracing) whose sampler follows the parent's decision. */
+const parentBased = new WeakSet<Tracer>();
+
+/** The active span, if it is one of a trace that is not sampled (it records nothing). */
+function unsampledActiveSpan(): Span | undefined {
+  const active = trace.getActiveSpan();
+  if (!active) return undefined;
+  if (active instanceof UnsampledSpan) return active;
+  return !active.isRecording() && !(active.spanContext().traceFlags & TraceFlags.SAMPLED)
+    ? active
+    : undefined;
+}
+
+/**
+ * `tracer.startActiveSpan`, except in a trace that is not sampled when the sampler follows the
+ * parent: the child would not be sampled either, so none is made (no ids, no context switch) and
+ * `fn` runs in the current context with the unsampled parent as its span (every method of which
+ * does nothing). Nine runs in ten, in production.
+ */
+export function startActiveSpan<T>(
+  tracer: Tracer,
+  name: string,
+  options: SpanOptions,
+  fn: (span: Span) => T,
+): T {
+  const unsampled = parentBased.has(tracer) ? unsampledActiveSpan() : undefined;
+  return unsampled ? fn(unsampled) : tracer.startActiveSpan(name, options, fn);
+}
+
 export function inSpan<T>(
   tracer: Tracer,
   name: string,
   options: SpanOptions,
   fn: (span: Span) => Promise<T>,
 ): Promise<T> {
-  return tracer.startActiveSpan(name, options, async (span) => {
+  return startActiveSpan(tracer, name, options, async (span) => {
     try {
       return await fn(span);
     } catch (error) {

@@ -3,7 +3,7 @@ import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadConfig } from "../config.ts";
 import { installContext } from "./context.ts";
-import { sampledTraceId, setupTracing, startServerSpan } from "./tracing.ts";
+import { sampledTraceId, setupTracing, startActiveSpan, startServerSpan } from "./tracing.ts";
 
 installContext();
 
@@ -115,4 +115,59 @@ Deno.test("tracing: a tracer from elsewhere starts its spans itself", () => {
   const span = startServerSpan(trace.getTracer("noop"), "GET", ROOT_CONTEXT);
   assertEquals(span.isRecording(), false);
   assertEquals(sampledTraceId(span), null);
+});
+
+Deno.test("tracing: no child span is made in an unsampled trace (parent-based samplers)", async (t) => {
+  /** The spans exported and the span `fn` got, for a child started under `parent`. */
+  const childUnder = async (env: Record<string, string>, parent: (tracer: never) => unknown) => {
+    const { tracer, exporter, forceFlush } = tracing(env);
+    const span = parent(tracer as never) as ReturnType<typeof startServerSpan>;
+    let got: unknown;
+    let active: unknown;
+    const value = context.with(
+      trace.setSpan(ROOT_CONTEXT, span),
+      () =>
+        startActiveSpan(tracer, "pattern.step", {}, (child) => {
+          got = child;
+          active = trace.getActiveSpan();
+          child.setAttribute("k", 1);
+          child.end();
+          return 42;
+        }),
+    );
+    assertEquals(value, 42);
+    span.end();
+    await forceFlush();
+    return { span, got, active, names: exporter.spans.map((s) => s.name) };
+  };
+  await t.step("an unsampled request: the parent stands in, nothing exported", async () => {
+    const r = await childUnder(
+      { OTEL_TRACES_SAMPLER_ARG: "0" },
+      (tracer) => startServerSpan(tracer, "GET", ROOT_CONTEXT),
+    );
+    assertEquals([r.got === r.span, r.active === r.span, r.names], [true, true, []]);
+  });
+  await t.step("an incoming unsampled traceparent: the same", async () => {
+    const r = await childUnder(
+      { OTEL_TRACES_SAMPLER_ARG: "1" },
+      (tracer) => startServerSpan(tracer, "GET", parentWith("00")),
+    );
+    assertEquals([r.got === r.span, r.names], [true, []]);
+  });
+  await t.step("a sampled request: a child span of its own", async () => {
+    const r = await childUnder(
+      { OTEL_TRACES_SAMPLER_ARG: "1" },
+      (tracer) => startServerSpan(tracer, "GET", ROOT_CONTEXT),
+    );
+    assert(r.got !== r.span && r.active === r.got);
+    assertEquals(r.names.sort(), ["GET", "pattern.step"]);
+  });
+  await t.step("a sampler that does not follow the parent decides for the child", async () => {
+    const r = await childUnder(
+      { OTEL_TRACES_SAMPLER: "always_on" },
+      (tracer) => startServerSpan(tracer, "GET", parentWith("00")),
+    );
+    assert(r.got !== r.span);
+    assertEquals(r.names.sort(), ["GET", "pattern.step"]);
+  });
 });

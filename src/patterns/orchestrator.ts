@@ -8,7 +8,7 @@ import type { Tracer } from "@opentelemetry/api";
 import { type AgentRuntime, CapabilityError, type RunCache } from "../agents/runtime.ts";
 import type { Clock } from "../clock.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { recordError, sampledTraceId } from "../observability/tracing.ts";
+import { recordError, sampledTraceId, startActiveSpan } from "../observability/tracing.ts";
 import type { PatternDefinition } from "./definition.ts";
 import { jsonDepth, storableText, unstorablePaths, utf8Length } from "../util/json_limits.ts";
 import { render, RenderBudget } from "./template.ts";
@@ -126,7 +126,7 @@ export class Orchestrator {
     const { definition: def } = request;
     const { tracer, metrics, clock } = this.deps;
     const attributes = { pattern_id: def.id, version: def.version };
-    return tracer.startActiveSpan("pattern.run", { attributes }, async (span) => {
+    return startActiveSpan(tracer, "pattern.run", { attributes }, async (span) => {
       const runId = crypto.randomUUID();
       const startedAt = clock.now();
       const started = performance.now();
@@ -219,7 +219,7 @@ export class Orchestrator {
     let cutByDeadline = false;
     const { runtime, tracer, metrics } = this.deps;
     const attributes = { pattern_id: def.id, step_index: index, capability: step.capability };
-    return tracer.startActiveSpan("pattern.step", { attributes }, async (span) => {
+    return startActiveSpan(tracer, "pattern.step", { attributes }, async (span) => {
       const started = performance.now();
       const entry: StepTrace = {
         step_index: index,
