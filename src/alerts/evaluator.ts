@@ -29,7 +29,8 @@ import { getPath } from "../util/json.ts";
 import type { Policy } from "../policies/schema.ts";
 import { deferredUntil, policyChannels, repeatIntervalSeconds } from "../policies/routing.ts";
 import { policyFrom } from "../policies/store.ts";
-import { isSilenced } from "../silences/store.ts";
+import { activeSilences } from "../silences/store.ts";
+import { matchingSilence } from "../silences/matchers.ts";
 import { deliveryChannels } from "./channels.ts";
 import {
   type AlertState,
@@ -270,25 +271,29 @@ export class AlertEvaluator {
     }
 
     const applied = await this.deps.sql.begin(async (tx) => {
-      // The row lock, with its user's address and policy. The episode is read after it, by a
-      // statement of its own: a join would see the snapshot from before the wait for the lock
-      // (an episode another replica opened meanwhile would be missing).
-      const [row] = await tx<LockedRow[]>`
-        select a.*, u.email, p.policy as user_policy
-        from alerts a
-        join users u on u.id = a.user_id
-        left join notification_policies p on p.user_id = a.user_id
-        where a.id = ${alert.id}
-        for update of a`;
+      // The row lock, with its user's address and policy; then the open episode and the user's
+      // active silences, each by a statement of its own: a join would see the snapshot from before
+      // the wait for the lock (an episode another replica opened meanwhile would be missing). The
+      // three are pipelined (one round trip): the server runs them in order, the reads after the
+      // lock is held, each with a snapshot of its own.
+      const [[row], [episode], silences] = await Promise.all([
+        tx<LockedRow[]>`
+          select a.*, u.email, p.policy as user_policy
+          from alerts a
+          join users u on u.id = a.user_id
+          left join notification_policies p on p.user_id = a.user_id
+          where a.id = ${alert.id}
+          for update of a`,
+        tx<EpisodeRow[]>`
+          select id, started_at, notified, acknowledged_at, acknowledged_by, ack_note
+          from alert_episodes
+          where id = (select episode_id from alerts where id = ${alert.id})`,
+        activeSilences(tx, alert.user_id, now),
+      ]);
       if (!row) return undefined; // deleted meanwhile
       const { user_policy, ...alertRow } = row;
-      const [episode] = alertRow.episode_id
-        ? await tx<EpisodeRow[]>`
-          select id, started_at, notified, acknowledged_at, acknowledged_by, ack_note
-          from alert_episodes where id = ${alertRow.episode_id}`
-        : [];
       const current: Alert = { ...alertRow, episode: episode ?? null };
-      const silenced = await isSilenced(tx, current, now);
+      const silenced = matchingSilence(silences, current) !== undefined;
       const policy = policyFrom(user_policy);
       const result = step(lifecycleOf(current), observation, thresholdsOf(current, policy), {
         now,
@@ -303,47 +308,55 @@ export class AlertEvaluator {
       if (notBefore && result.next.lastNotifiedAt?.getTime() === now.getTime()) {
         result.next.lastNotifiedAt = notBefore;
       }
-      await store(tx, current, result, observation, now);
+      // Sent at once; the outbox's statements below are pipelined behind it.
+      const stored = store(tx, current, result, observation, now);
+      stored.catch(() => {}); // awaited below: its error, not the aborted statements after it
 
       const deliveries: Enqueued["deliveries"] = [];
       let contentSuppressed = false;
       let folded = false;
       const channels = policyChannels(current, deliveryChannels(current, row.email), policy);
-      for (const notice of result.notices) {
-        const payload = notificationPayload(current, result, notice, observation, now);
-        if (
-          notBefore && !notice.silenced && notice.kind === "repeat" &&
-          await waitingForWindow(tx, current.id, payload.episode?.id ?? null, now)
-        ) {
-          // Not stacked (a replica's clock behind, a changed policy): the waiting one goes out.
-          folded = true;
-          continue;
-        }
-        const enqueued = await enqueue(
-          tx,
-          {
-            userId: current.user_id,
-            alertId: current.id,
-            channels,
-            payload,
-            dedupKey: {
-              alert_id: current.id,
-              episode_id: payload.episode?.id ?? null,
-              kind: notice.kind,
-              message: payload.message,
+      try {
+        for (const notice of result.notices) {
+          const payload = notificationPayload(current, result, notice, observation, now);
+          if (
+            notBefore && !notice.silenced && notice.kind === "repeat" &&
+            await waitingForWindow(tx, current.id, payload.episode?.id ?? null, now)
+          ) {
+            // Not stacked (a replica's clock behind, a changed policy): the waiting one goes out.
+            folded = true;
+            continue;
+          }
+          const enqueued = await enqueue(
+            tx,
+            {
+              userId: current.user_id,
+              alertId: current.id,
+              channels,
+              payload,
+              dedupKey: {
+                alert_id: current.id,
+                episode_id: payload.episode?.id ?? null,
+                kind: notice.kind,
+                message: payload.message,
+              },
             },
-          },
-          now,
-          {
-            serialized: true,
-            leaseUntil: dueAfter(this.deps.clock.now(), this.deps.schedule.leaseMs),
-            silenced: notice.silenced,
-            notBefore,
-          },
-        );
-        if (enqueued.suppressed && !notice.silenced) contentSuppressed = true;
-        deliveries.push(...enqueued.deliveries);
+            now,
+            {
+              serialized: true,
+              leaseUntil: dueAfter(this.deps.clock.now(), this.deps.schedule.leaseMs),
+              silenced: notice.silenced,
+              notBefore,
+            },
+          );
+          if (enqueued.suppressed && !notice.silenced) contentSuppressed = true;
+          deliveries.push(...enqueued.deliveries);
+        }
+      } catch (error) {
+        await stored;
+        throw error;
       }
+      await stored;
       const deferred = deliveries.some((d) => d.not_before) ? notBefore ?? undefined : undefined;
       return { result, deliveries, contentSuppressed, folded, silenced, deferred };
     });

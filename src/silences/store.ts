@@ -6,7 +6,7 @@
 import type postgres from "postgres";
 import type { Queryable, Sql } from "../db/database.ts";
 import type { Cursor } from "../http/pagination.ts";
-import { type Matcher, matchingSilence, type MatchTarget } from "./matchers.ts";
+import type { Matcher } from "./matchers.ts";
 
 export const SILENCE_STATES = ["active", "pending", "expired"] as const;
 export type SilenceState = (typeof SILENCE_STATES)[number];
@@ -155,16 +155,4 @@ export async function activeSilences(
     select ${COLUMNS(sql)} from silences
     where user_id = ${userId} and ends_at > ${now} and starts_at <= ${now}
     order by created_at, id`;
-}
-
-/**
- * Whether an active silence of the alert's owner matches it at `now`; the evaluator asks inside
- * its transaction (src/alerts/evaluator.ts), so pass that transaction as `sql`.
- */
-export async function isSilenced(
-  sql: Queryable,
-  alert: MatchTarget & { user_id: string },
-  now: Date,
-): Promise<boolean> {
-  return matchingSilence(await activeSilences(sql, alert.user_id, now), alert) !== undefined;
 }
