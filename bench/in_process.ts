@@ -201,7 +201,9 @@ export async function statusPageP99(
   url: string,
   count: number,
   samples = 40,
-): Promise<{ p99Ms: number; computeP99Ms: number; renderP99Ms: number; bytes: number }> {
+): Promise<
+  { p99Ms: number; computeP99Ms: number; renderP99Ms: number; bytes: number; gzipBytes: number }
+> {
   const sql = postgres(url, { max: 4, onnotice: () => {} });
   try {
     await sql`truncate alerts, alert_episodes, check_results, check_rollups cascade`;
@@ -268,7 +270,15 @@ export async function statusPageP99(
         served.push(performance.now() - started);
       }
     }));
-    return { p99Ms: p99(served), computeP99Ms: p99(compute), renderP99Ms: p99(render), bytes };
+    const gzipped = await routes.request("/status", { headers: { "accept-encoding": "gzip" } });
+    const gzipBytes = (await gzipped.arrayBuffer()).byteLength;
+    return {
+      p99Ms: p99(served),
+      computeP99Ms: p99(compute),
+      renderP99Ms: p99(render),
+      bytes,
+      gzipBytes,
+    };
   } finally {
     await sql.end();
   }

@@ -389,6 +389,7 @@ async function main() {
     results.status_compute_p99_ms = round(status.computeP99Ms);
     results.status_render_p99_ms = round(status.renderP99Ms);
     results.status_page_bytes = status.bytes;
+    results.status_page_gzip_bytes = status.gzipBytes;
 
     log("cost per item: transactions, rows and WAL bytes (README: Scale-out on paper)");
     results.item_costs = await itemCosts(dbUrl);

@@ -78,6 +78,25 @@ dbTest("GET /status: the public alerts, their states, bars and incidents", async
     assert(!/(src|href)="(https?:)?\/\//.test(html), "nothing from elsewhere");
   });
 
+  await t.step("gzipped for clients that take it (compressed once, with the data)", async () => {
+    assertEquals(res.headers.get("content-encoding"), null, "none asked, none given");
+    assertEquals(res.headers.get("vary"), "Accept-Encoding");
+    const gz = await s.app.app.request("/status", { headers: { "accept-encoding": "br, gzip" } });
+    assertEquals(gz.headers.get("content-encoding"), "gzip");
+    assertEquals(gz.headers.get("vary"), "Accept-Encoding");
+    const bytes = new Uint8Array(await gz.arrayBuffer());
+    assert(bytes.length * 5 < html.length, `${bytes.length} gzipped bytes of ${html.length}`);
+    const plain = await new Response(
+      new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")),
+    ).text();
+    assertEquals(plain, html);
+    const refused = await s.app.app.request("/status", {
+      headers: { "accept-encoding": "gzip;q=0, identity" },
+    });
+    assertEquals(refused.headers.get("content-encoding"), null);
+    assertEquals(await refused.text(), html);
+  });
+
   await t.step("title (escaped), description, groups, state texts", () => {
     assert(html.includes("<title>Acme &lt;status&gt;</title>"));
     assert(html.includes("<h1>Acme &lt;status&gt;</h1>"));
