@@ -6,7 +6,7 @@
  */
 import type { Browser } from "puppeteer-core";
 import { assert, assertEquals } from "./support/assert.ts";
-import { findChromium, launchChromium, watchPage } from "./support/chromium.ts";
+import { findChromium, launchChromium, loopbackPage } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
 
@@ -35,24 +35,7 @@ Deno.test({
       const operations = Object.values(doc.paths).flatMap((item) => Object.values(item));
 
       browser = await launchChromium(chromium!);
-      const page = await browser.newPage();
-      page.setDefaultTimeout(15_000);
-      const seen: string[] = [];
-      const offsite: string[] = [];
-      const failed: string[] = [];
-      const errors: string[] = [];
-      await page.setRequestInterception(true);
-      page.on("request", (request) => {
-        const url = request.url();
-        seen.push(url);
-        if (url.startsWith(`${origin}/`) || url.startsWith("data:")) {
-          void request.continue();
-        } else {
-          offsite.push(url);
-          void request.abort("internetdisconnected");
-        }
-      });
-      page.on("requestfailed", (request) => failed.push(request.url()));
+      const { page, seen, offsite, failed, errors } = await loopbackPage(browser, origin);
       const assets: { url: string; status: number; type: string; cache: string }[] = [];
       page.on("response", (r) => {
         if (!r.url().startsWith(`${origin}/docs/assets/`)) return;
@@ -64,7 +47,6 @@ Deno.test({
           cache: h["cache-control"] ?? "",
         });
       });
-      await watchPage(page, errors);
 
       const response = await page.goto(`${origin}/docs`, { waitUntil: "load" });
       assertEquals(response?.status(), 200);

@@ -11,7 +11,7 @@
 import type { Browser } from "puppeteer-core";
 import { recordChecks } from "../src/uptime/store.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { findChromium, launchChromium, watchPage } from "./support/chromium.ts";
+import { findChromium, launchChromium, loopbackPage } from "./support/chromium.ts";
 import { testDatabase } from "./support/database.ts";
 import { startVigil, type VigilProcess } from "./support/process.ts";
 
@@ -209,24 +209,8 @@ Deno.test({
         update alerts set state = 'firing' where id = ${hidden}`;
 
       browser = await launchChromium(chromium!);
-      const page = await browser.newPage();
-      page.setDefaultTimeout(15_000);
+      const { page, offsite, failed, errors } = await loopbackPage(browser, origin);
       await page.setViewport({ width: 1024, height: 800 });
-      const offsite: string[] = [];
-      const failed: string[] = [];
-      const errors: string[] = [];
-      await page.setRequestInterception(true);
-      page.on("request", (request) => {
-        const url = request.url();
-        if (url.startsWith(`${origin}/`) || url.startsWith("data:")) {
-          void request.continue();
-        } else {
-          offsite.push(url);
-          void request.abort("internetdisconnected");
-        }
-      });
-      page.on("requestfailed", (request) => failed.push(request.url()));
-      await watchPage(page, errors);
 
       const check = async (label: string) => {
         const seen = await page.evaluate(SEEN([...ids, hidden])) as Seen;

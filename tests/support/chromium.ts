@@ -37,7 +37,7 @@ export function launchChromium(executablePath: string): Promise<Browser> {
  * Collects a page's script errors and console errors into `errors`, and records its CSP
  * violations in `window.__cspViolations` (read them with page.evaluate).
  */
-export async function watchPage(page: Page, errors: string[]): Promise<void> {
+async function watchPage(page: Page, errors: string[]): Promise<void> {
   page.on("pageerror", (error) => errors.push(String(error)));
   page.on("console", (message) => {
     if (message.type() === "error") errors.push(message.text());
@@ -49,4 +49,37 @@ export async function watchPage(page: Page, errors: string[]): Promise<void> {
       window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
     });
   `);
+}
+
+/** A page whose requests may reach `origin` (and `data:` URLs) only, and what it did. */
+export interface LoopbackPage {
+  page: Page;
+  /** Every URL the page asked for. */
+  seen: string[];
+  /** URLs elsewhere, refused as if offline. */
+  offsite: string[];
+  failed: string[];
+  /** Script and console errors (watchPage). */
+  errors: string[];
+}
+
+/** A new page of `browser` that may only reach `origin`, watched by watchPage. */
+export async function loopbackPage(browser: Browser, origin: string): Promise<LoopbackPage> {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+  const watched: LoopbackPage = { page, seen: [], offsite: [], failed: [], errors: [] };
+  await page.setRequestInterception(true);
+  page.on("request", (request) => {
+    const url = request.url();
+    watched.seen.push(url);
+    if (url.startsWith(`${origin}/`) || url.startsWith("data:")) {
+      void request.continue();
+    } else {
+      watched.offsite.push(url);
+      void request.abort("internetdisconnected");
+    }
+  });
+  page.on("requestfailed", (request) => watched.failed.push(request.url()));
+  await watchPage(page, watched.errors);
+  return watched;
 }
