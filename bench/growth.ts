@@ -25,7 +25,7 @@ import type { Sql } from "../src/db/database.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import { metricsRoutes } from "../src/observability/routes.ts";
 import { PatternDefinitionSchema } from "../src/patterns/definition.ts";
-import { alertFirePerSecond, seedDueDlq, seedWaitingDlq, services } from "./in_process.ts";
+import { alertFirePerSecond, seedDlq, seedWaitingDlq, services } from "./in_process.ts";
 
 export interface Sizes {
   alerts: number[];
@@ -126,7 +126,7 @@ export async function dlqDrainTimed(
     },
   });
   try {
-    await seedDueDlq(seedSql as unknown as Sql, count);
+    await seedDlq(seedSql as unknown as Sql, count);
     const { dispatcher } = services(timed as unknown as Sql);
     const started = performance.now();
     const outcomes = await dispatcher.retryDue();

@@ -134,29 +134,6 @@ export async function alertFirePerSecond(
   }
 }
 
-/** `count` failed in-app deliveries whose DLQ rows are due now. */
-export async function seedDlq(sql: Sql, count: number): Promise<void> {
-  await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
-  const userId = await benchUser(sql);
-  const payload = {
-    type: "alert.fired",
-    source: "rule",
-    title: "bench",
-    message: "bench",
-    alert: null,
-    fired_at: new Date().toISOString(),
-  };
-  await sql`
-    insert into alert_deliveries (id, user_id, channel, content_hash, payload, status, attempts, created_at)
-    select gen_random_uuid(), ${userId}, 'inapp', md5(i::text), ${
-    sql.json(payload)
-  }, 'failed', 1, now()
-    from generate_series(1, ${count}) as i`;
-  await sql`
-    insert into alert_dlq (delivery_id, error_message, retry_count, next_retry_at, state, created_at)
-    select id, 'bench', 0, now() - interval '1 minute', 'pending', now() from alert_deliveries`;
-}
-
 /** DLQ rows retried successfully per second by `workers` concurrent workers; and duplicates. */
 export async function dlqDrain(
   url: string,
@@ -310,11 +287,11 @@ export async function seedWaitingDlq(sql: Sql, count: number): Promise<void> {
 }
 
 /**
- * `seedDlq`'s rows (failed in-app deliveries, DLQ rows due now), written `slice` at a time: one
+ * `count` failed in-app deliveries whose DLQ rows are due now, written `slice` at a time: one
  * statement of a million rows and their foreign-key checks takes many times ten of a hundred
  * thousand (the checks lock every referenced row of a table larger than shared_buffers).
  */
-export async function seedDueDlq(sql: Sql, count: number, slice = 50_000): Promise<void> {
+export async function seedDlq(sql: Sql, count: number, slice = 50_000): Promise<void> {
   await sql`truncate alerts, alert_deliveries, notifications, alert_dlq, delivery_attempts cascade`;
   const userId = await benchUser(sql);
   const payload = {
