@@ -6,7 +6,7 @@
  */
 import { evaluateDueAlerts } from "../src/alerts/evaluate_job.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { type Json, testApp } from "./support/app.ts";
+import { type Json, type Reply, testApp } from "./support/app.ts";
 import { MINUTE } from "./support/clock.ts";
 import { dbTest } from "./support/database.ts";
 import { fakePagerDuty, fakeSlack, trustFakeTls } from "./support/fake_chat.ts";
@@ -152,6 +152,48 @@ dbTest(
     const events = await db
       .sql`select from_state, to_state from alert_events where alert_id = ${id}`;
     assertEquals(events.map((e) => `${e.from_state}→${e.to_state}`), ["ok→firing"]);
+  },
+  { realPostgresOnly: true },
+);
+
+dbTest(
+  "lifecycle: an episode another replica opened while an evaluation waited for the lock is seen",
+  async (_t, db) => {
+    const app = await testApp(db);
+    const ann = await app.newUser("ann@example.com");
+    const created = await app.request("POST", "/v1/alerts", {
+      key: ann.key,
+      body: { name: "waits", condition: alwaysMatches, repeat_interval_seconds: 3600 },
+    });
+    const id = created.body.id;
+    const episode = crypto.randomUUID();
+    let evaluation: Promise<Reply> | undefined;
+    // "Another replica": holds the alert's row lock, and fires it meanwhile.
+    await db.sql.begin(async (tx) => {
+      await tx`select 1 from alerts where id = ${id} for update`;
+      evaluation = app.request("POST", `/v1/alerts/${id}/evaluate`, { key: ann.key, body: {} });
+      for (let waiting = 0; waiting === 0;) {
+        await new Promise((r) => setTimeout(r, 5));
+        [{ waiting }] = await db.sql<{ waiting: number }[]>`
+          select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+      }
+      const now = app.clock.now();
+      await tx`
+        insert into alert_episodes (id, alert_id, user_id, started_at, notified)
+        values (${episode}, ${id}, ${ann.id}, ${now}, true)`;
+      await tx`
+        update alerts set state = 'firing', state_since = ${now}, failing_since = ${now},
+                          consecutive_failures = 1, episode_id = ${episode}, last_fired_at = ${now}
+        where id = ${id}`;
+    });
+    // The evaluation continues that episode (no second one, no second firing) instead of
+    // judging by what it could have read before the lock was its own.
+    const res = await evaluation!;
+    assertEquals(res.status, 200, JSON.stringify(res.body));
+    assertEquals([res.body.notifications, res.body.suppressed_by], [[], "repeat_interval"]);
+    const episodes = await db.sql`select id from alert_episodes where alert_id = ${id}`;
+    assertEquals(episodes.map((e) => e.id), [episode]);
   },
   { realPostgresOnly: true },
 );
