@@ -21,7 +21,7 @@ create index check_results_alert_at on check_results (alert_id, at desc);
 create index check_results_at on check_results using brin (at);
 
 -- Hourly and daily (UTC) rollups, added to in the statement that writes the results. Latency is
--- kept as a histogram (counts per bucket of src/uptime/histogram.ts), so that rollups add up and
+-- kept as a histogram (counts per bucket of src/util/histogram.ts), so that rollups add up and
 -- their p95 is read like Prometheus' histogram_quantile. Pruned after 400 days.
 create table check_rollups (
   alert_id uuid not null references alerts (id) on delete cascade,

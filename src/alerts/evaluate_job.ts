@@ -62,7 +62,7 @@ export async function evaluateDueAlerts(
       pending.push(...fresh);
       if (performance.now() - oldest >= maxWaitMs) await flush();
     });
-    // The batch's check results in one statement, after the deliveries it owes went out.
+    // The batch's check results in one statement, beside the last of the deliveries it owes.
     await Promise.all([flush(), deps.evaluator.record(results)]);
     if (due.length < EVALUATION_BATCH) break;
   }

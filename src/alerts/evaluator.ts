@@ -164,10 +164,13 @@ export class AlertEvaluator {
       };
     }
     const applied = await this.apply(alert, checked, now);
-    await this.record([checkResultOf(alert, checked, now)]);
-    const sent = await this.deps.dispatcher.deliver(
-      applied.deliveries.filter((d) => d.status === "pending" && !d.not_before),
-    );
+    // The check result is written beside the sends, not before them (record never throws).
+    const [sent] = await Promise.all([
+      this.deps.dispatcher.deliver(
+        applied.deliveries.filter((d) => d.status === "pending" && !d.not_before),
+      ),
+      this.record([checkResultOf(alert, checked, now)]),
+    ]);
     const byId = new Map(sent.map((s) => [s.id, s]));
     return {
       ...checked,

@@ -3,7 +3,8 @@ import { HOUR, ManualClock } from "../../tests/support/clock.ts";
 import { dbTest } from "../../tests/support/database.ts";
 import type { Sql } from "../db/database.ts";
 import { createUser } from "../users/store.ts";
-import { PRUNE_BATCH, pruneDeliveriesJob } from "./prune_job.ts";
+import { PRUNE_BATCH } from "../db/batched_delete.ts";
+import { pruneDeliveriesJob } from "./prune_job.ts";
 
 const DAY = 24 * HOUR;
 const RETENTION_DAYS = 30;

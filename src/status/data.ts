@@ -9,7 +9,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Queryable, Sql } from "../db/database.ts";
-import { type Period, periods, startOfDay, startOfHour } from "../uptime/store.ts";
+import { percent, type Period, periods, startOfDay, startOfHour } from "../uptime/store.ts";
 import {
   type AlertStatus,
   BAR_DAYS,
@@ -63,7 +63,6 @@ export function overallState(
   return "operational";
 }
 
-const percent = (ok: number, n: number) => (n ? Math.round((ok / n) * 1e6) / 1e4 : null);
 const round1 = (ms: number) => Math.round(ms * 10) / 10;
 const seconds = (from: Date, to: Date) =>
   Math.max(0, Math.floor((to.getTime() - from.getTime()) / 1000));
@@ -87,10 +86,14 @@ interface EpisodeRow {
 
 const groupOf = (group: string | null) => group?.trim() || DEFAULT_GROUP;
 
+/** The first day of the bar and the first hour of the sparkline, for `now`. */
+const firstDay = (now: Date) => new Date(startOfDay(now).getTime() - (BAR_DAYS - 1) * DAY_MS);
+const firstHour = (now: Date) => new Date(startOfHour(now).getTime() - (SPARK_HOURS - 1) * HOUR_MS);
+
 /** The 90 UTC days ending today, oldest first; days without a rollup have no data. */
 export function dayCells(rollups: readonly Period[], now: Date): DayUptime[] {
   const byStart = new Map(rollups.map((p) => [p.start.getTime(), p]));
-  const first = startOfDay(now).getTime() - (BAR_DAYS - 1) * DAY_MS;
+  const first = firstDay(now).getTime();
   return Array.from({ length: BAR_DAYS }, (_, i) => {
     const start = first + i * DAY_MS;
     const p = byStart.get(start);
@@ -98,7 +101,7 @@ export function dayCells(rollups: readonly Period[], now: Date): DayUptime[] {
       date: new Date(start).toISOString().slice(0, 10),
       evaluations: p?.evaluations ?? 0,
       ok: p?.ok ?? 0,
-      uptime_percent: p ? percent(p.ok, p.evaluations) : null,
+      uptime_percent: p?.uptime_percent ?? null,
     };
   });
 }
@@ -106,52 +109,45 @@ export function dayCells(rollups: readonly Period[], now: Date): DayUptime[] {
 /** The 24 hours ending with the current one, oldest first, with their average latency. */
 export function hourCells(rollups: readonly Period[], now: Date): HourLatency[] {
   const byStart = new Map(rollups.map((p) => [p.start.getTime(), p]));
-  const first = startOfHour(now).getTime() - (SPARK_HOURS - 1) * HOUR_MS;
+  const first = firstHour(now).getTime();
   return Array.from({ length: SPARK_HOURS }, (_, i) => {
     const start = first + i * HOUR_MS;
     const p = byStart.get(start);
     return {
       start: new Date(start).toISOString(),
       evaluations: p?.evaluations ?? 0,
-      latency_avg_ms: p?.latency_avg_ms == null ? null : round1(p.latency_avg_ms),
+      latency_avg_ms: p?.evaluations ? round1(p.latency_sum_ms / p.evaluations) : null,
     };
   });
 }
 
 async function read(sql: Queryable, now: Date) {
-  const alerts = await sql<AlertRow[]>`
-    select id, name, labels->>'group' as group, state, severity, state_since
-    from alerts where public
-    order by name, id`;
+  // Pipelined (two round trips): the alerts and their episodes, then the alerts' rollups.
+  const [alerts, ongoing, resolved] = await Promise.all([
+    sql<AlertRow[]>`
+      select id, name, labels->>'group' as group, state, severity, state_since
+      from alerts where public
+      order by name, id`,
+    // Episodes of public alerts only (Alertmanager's have no alert, so never show here).
+    sql<EpisodeRow[]>`
+      select e.alert_id, a.name as alert_name, a.labels->>'group' as group, e.started_at,
+             e.ended_at
+      from alert_episodes e join alerts a on a.id = e.alert_id
+      where a.public and e.ended_at is null and e.started_at <= ${now}
+      order by e.started_at desc, e.id desc`,
+    sql<EpisodeRow[]>`
+      select e.alert_id, a.name as alert_name, a.labels->>'group' as group, e.started_at,
+             e.ended_at
+      from alert_episodes e join alerts a on a.id = e.alert_id
+      where a.public and e.ended_at is not null and e.ended_at <= ${now}
+      order by e.ended_at desc, e.id desc
+      limit ${RESOLVED_INCIDENTS}`,
+  ]);
   const ids = alerts.map((a) => a.id);
-  const days = await periods(
-    sql,
-    ids,
-    "day",
-    new Date(startOfDay(now).getTime() - (BAR_DAYS - 1) * DAY_MS),
-    { p95: false },
-  );
-  const hours = await periods(
-    sql,
-    ids,
-    "hour",
-    new Date(startOfHour(now).getTime() - (SPARK_HOURS - 1) * HOUR_MS),
-    { p95: false },
-  );
-  // Episodes of public alerts only (Alertmanager's have no alert, so never show here).
-  const ongoing = await sql<EpisodeRow[]>`
-    select e.alert_id, a.name as alert_name, a.labels->>'group' as group, e.started_at,
-           e.ended_at
-    from alert_episodes e join alerts a on a.id = e.alert_id
-    where a.public and e.ended_at is null and e.started_at <= ${now}
-    order by e.started_at desc, e.id desc`;
-  const resolved = await sql<EpisodeRow[]>`
-    select e.alert_id, a.name as alert_name, a.labels->>'group' as group, e.started_at,
-           e.ended_at
-    from alert_episodes e join alerts a on a.id = e.alert_id
-    where a.public and e.ended_at is not null and e.ended_at <= ${now}
-    order by e.ended_at desc, e.id desc
-    limit ${RESOLVED_INCIDENTS}`;
+  const [days, hours] = await Promise.all([
+    periods(sql, ids, "day", firstDay(now)),
+    periods(sql, ids, "hour", firstHour(now)),
+  ]);
   return { alerts, days, hours, ongoing, resolved };
 }
 
@@ -188,7 +184,7 @@ export async function statusData(
     const ok = days.reduce((s, d) => s + d.ok, 0);
     const measured = rows.hours.get(a.id) ?? [];
     const hourEvaluations = measured.reduce((s, p) => s + p.evaluations, 0);
-    const latencySum = measured.reduce((s, p) => s + (p.latency_avg_ms ?? 0) * p.evaluations, 0);
+    const latencySum = measured.reduce((s, p) => s + p.latency_sum_ms, 0);
     const { status, text } = STATUS_OF[a.state];
     const group = groupOf(a.group);
     const list = groups.get(group) ?? [];

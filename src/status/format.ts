@@ -26,18 +26,6 @@ export function formatPercent(percent: number | null): string {
   return `${(Math.floor(percent * 100) / 100).toFixed(2)}%`;
 }
 
-/** "45 s", "12 min", "3 h 5 min", "2 d 4 h". */
-export function formatDuration(totalSeconds: number): string {
-  const s = Math.max(0, Math.floor(totalSeconds));
-  if (s < 60) return `${s} s`;
-  const minutes = Math.floor(s / 60);
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 24) return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
-  const days = Math.floor(hours / 24);
-  return hours % 24 ? `${days} d ${hours % 24} h` : `${days} d`;
-}
-
 /** "2026-01-01 12:34 UTC" from an ISO timestamp. */
 export function formatTime(iso: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;

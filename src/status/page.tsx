@@ -4,16 +4,10 @@
  * by the browser every 60 s. States are text and an icon of their own shape, never colour alone;
  * every text colour has a contrast of at least 4.5:1 with its background.
  */
+import { formatDuration } from "../util/duration.ts";
 import { raw } from "hono/html";
 import type { FC } from "hono/jsx";
-import {
-  formatDuration,
-  formatMs,
-  formatPercent,
-  formatTime,
-  LEVEL_LEGEND,
-  uptimeLevel,
-} from "./format.ts";
+import { formatMs, formatPercent, formatTime, LEVEL_LEGEND, uptimeLevel } from "./format.ts";
 import {
   type AlertStatus,
   BAR_DAYS,
@@ -266,7 +260,8 @@ const OngoingItem: FC<{ incident: Incident }> = ({ incident }) => (
       <span class="muted">({incident.group})</span>
     </p>
     <p>
-      Down since <Time iso={incident.started_at} />, for {formatDuration(incident.duration_seconds)}
+      Down since <Time iso={incident.started_at} />, for{" "}
+      {formatDuration(incident.duration_seconds * 1000)}
     </p>
   </li>
 );
@@ -279,7 +274,7 @@ const ResolvedItem: FC<{ incident: Incident }> = ({ incident }) => (
     </p>
     <p>
       <Time iso={incident.started_at} /> to <Time iso={incident.ended_at!} />
-      <span class="muted">, lasted {formatDuration(incident.duration_seconds)}</span>
+      <span class="muted">, lasted {formatDuration(incident.duration_seconds * 1000)}</span>
     </p>
   </li>
 );

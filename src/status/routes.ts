@@ -18,13 +18,13 @@ import type { Config } from "../config.ts";
 import type { Sql } from "../db/database.ts";
 import { createRouter, json, problems, ProblemSchema } from "../http/openapi.ts";
 import { fieldErrors, Problem } from "../http/problem.ts";
-import { type Uptime, uptime } from "../uptime/store.ts";
+import { uptimePercent } from "../uptime/store.ts";
 import { LEVEL_COLOUR, OVERALL_BADGE, renderBadge } from "./badge.tsx";
 import { SingleFlightCache } from "../util/single_flight.ts";
 import { statusData } from "./data.ts";
 import { formatPercent, uptimeLevel } from "./format.ts";
 import { renderStatusPage } from "./page.tsx";
-import { type StatusData, StatusDataSchema } from "./schema.ts";
+import { type PublicAlert, type StatusData, StatusDataSchema } from "./schema.ts";
 
 /** How long the status data and badges are reused before they are read again. */
 export const STATUS_CACHE_MS = 10_000;
@@ -81,33 +81,37 @@ const svg = (description: string) => ({
   content: { "image/svg+xml": { schema: z.string() } },
 });
 
-interface RenderedPage {
+/**
+ * What every /status route answers from, made once per computation: the data, the page (rendered
+ * and gzipped: 100 alerts are ~20 ms to render, 1.25 MB of HTML, ~4 % of that gzipped) and the
+ * public alerts by id, so that no request renders, compresses or searches.
+ */
+interface Snapshot {
+  data: StatusData;
   html: string;
   gzip: Uint8Array<ArrayBuffer>;
+  byId: Map<string, PublicAlert>;
 }
 
-async function renderPage(data: StatusData): Promise<RenderedPage> {
+async function snapshot(data: StatusData): Promise<Snapshot> {
   const html = renderStatusPage(data);
   const gzipped = new Blob([html]).stream().pipeThrough(new CompressionStream("gzip"));
-  return { html, gzip: new Uint8Array(await new Response(gzipped).arrayBuffer()) };
+  return {
+    data,
+    html,
+    gzip: new Uint8Array(await new Response(gzipped).arrayBuffer()),
+    byId: new Map(data.groups.flatMap((g) => g.alerts).map((a) => [a.id, a])),
+  };
 }
 
 export function statusRoutes(deps: StatusDeps) {
   const { sql, clock, config } = deps;
   const ttl = deps.cacheMs ?? STATUS_CACHE_MS;
-  const pages = new SingleFlightCache<StatusData>(clock, ttl);
-  const uptimes = new SingleFlightCache<Uptime>(clock, ttl);
-  // The page is rendered (and gzipped) with its data (a page of 100 alerts takes ~20 ms, and is
-  // 1.25 MB of HTML, ~5 % of that gzipped), so that a request never renders or compresses: with
-  // the cache answering stale while it recomputes, none waits for either.
-  const rendered = new WeakMap<StatusData, RenderedPage>();
+  // With the cache answering stale while it recomputes, no request waits for a computation.
+  const snapshots = new SingleFlightCache<Snapshot>(clock, ttl);
+  const uptimes = new SingleFlightCache<number | null>(clock, ttl);
   const current = () =>
-    pages.get("status", async () => {
-      const data = await statusData(sql, clock.now(), config);
-      rendered.set(data, await renderPage(data));
-      return data;
-    });
-  const page = async (data: StatusData) => rendered.get(data) ?? await renderPage(data);
+    snapshots.get("status", async () => snapshot(await statusData(sql, clock.now(), config)));
 
   const app = createRouter();
 
@@ -125,7 +129,7 @@ export function statusRoutes(deps: StatusDeps) {
       },
     }),
     async (c) => {
-      const { html, gzip } = await page(await current());
+      const { html, gzip } = await current();
       const headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": STATUS_CSP,
@@ -152,7 +156,7 @@ export function statusRoutes(deps: StatusDeps) {
       responses: { 200: json(StatusDataSchema, "What /status shows"), ...problems(503) },
     }),
     async (c) => {
-      const data = await current();
+      const { data } = await current();
       c.header("Cache-Control", PAGE_CACHE);
       c.header("Content-Security-Policy", BADGE_CSP);
       // Public data: other sites' scripts may read it.
@@ -170,7 +174,7 @@ export function statusRoutes(deps: StatusDeps) {
       responses: { 200: svg("An SVG badge"), ...problems(503) },
     }),
     async () => {
-      const data = await current();
+      const { data } = await current();
       const { message, colour } = OVERALL_BADGE[data.overall.state];
       return badgeResponse(renderBadge({
         label: "status",
@@ -200,13 +204,12 @@ export function statusRoutes(deps: StatusDeps) {
     async (c) => {
       const { alert_id: id } = c.req.valid("param");
       const { window } = c.req.valid("query");
-      const alert = (await current()).groups.flatMap((g) => g.alerts).find((a) => a.id === id);
+      const alert = (await current()).byId.get(id);
       if (!alert) throw Problem.notFound(NOT_PUBLIC);
-      const figures = await uptimes.get(
+      const pct = await uptimes.get(
         `${id} ${window}`,
-        () => uptime(sql, id, window, clock.now()),
+        () => uptimePercent(sql, id, window, clock.now()),
       );
-      const pct = figures.uptime_percent;
       return badgeResponse(renderBadge({
         label: `uptime ${window}`,
         message: formatPercent(pct),

@@ -6,7 +6,7 @@
  * Batched deletes with `skip locked`, like deliveries.prune: every replica runs it at once.
  */
 import type { Sql } from "../db/database.ts";
-import { inBatches, PRUNE_BATCH } from "../delivery/prune_job.ts";
+import { deleteInBatches, PRUNE_BATCH } from "../db/batched_delete.ts";
 import type { Job } from "../jobs/scheduler.ts";
 
 const DAY_MS = 86_400_000;
@@ -24,13 +24,13 @@ export function pruneUptimeJob(sql: Sql, resultRetentionDays: number, batch = PR
       const history = before(HISTORY_RETENTION_DAYS);
       const minutes = before(SLA_MINUTE_RETENTION_DAYS);
       // check_results has no key: rows are picked by their physical address.
-      const checkResults = await inBatches(batch, () =>
+      const checkResults = await deleteInBatches(batch, () =>
         sql`
           delete from check_results where ctid = any(array(
             select ctid from check_results where at < ${results}
             limit ${batch} for update skip locked
           )) returning 1`);
-      const rollups = await inBatches(batch, () =>
+      const rollups = await deleteInBatches(batch, () =>
         sql`
           delete from check_rollups where (alert_id, period, bucket) in (
             select alert_id, period, bucket from check_rollups where bucket < ${history}
@@ -38,13 +38,13 @@ export function pruneUptimeJob(sql: Sql, resultRetentionDays: number, batch = PR
           ) returning 1`);
       // An open episode has no end; closed ones go with their history (their events stay,
       // episode_id set to null).
-      const episodes = await inBatches(batch, () =>
+      const episodes = await deleteInBatches(batch, () =>
         sql`
           delete from alert_episodes where id in (
             select id from alert_episodes where ended_at < ${history}
             limit ${batch} for update skip locked
           ) returning 1`);
-      const slaTraffic = await inBatches(batch, () =>
+      const slaTraffic = await deleteInBatches(batch, () =>
         sql`
           delete from sla_traffic where (period, bucket, route) in (
             select period, bucket, route from sla_traffic

@@ -256,7 +256,26 @@ export async function downtimes(sql: Queryable, alertId: string, from: Date, to:
   });
 }
 
-const percent = (ok: number, n: number) => (n ? Math.round((ok / n) * 1e6) / 1e4 : null);
+/** `ok` of `n` in percent, to four decimals; null without evaluations. */
+export const percent = (ok: number, n: number) => (n ? Math.round((ok / n) * 1e6) / 1e4 : null);
+
+function windowTotals(sql: Sql, alertId: string, window: UptimeWindow, now: Date) {
+  const { source, from } = windowSource(window, now);
+  return source === "results"
+    ? totalsFromResults(sql, alertId, from, now)
+    : totalsFromRollups(sql, alertId, source, from);
+}
+
+/** The uptime percentage alone (a badge): no downtime intervals read. */
+export async function uptimePercent(
+  sql: Sql,
+  alertId: string,
+  window: UptimeWindow,
+  now: Date,
+): Promise<number | null> {
+  const totals = await windowTotals(sql, alertId, window, now);
+  return percent(totals.ok, totals.evaluations);
+}
 
 export async function uptime(
   sql: Sql,
@@ -264,11 +283,11 @@ export async function uptime(
   window: UptimeWindow,
   now: Date,
 ): Promise<Uptime> {
-  const { source, from } = windowSource(window, now);
-  const totals = source === "results"
-    ? await totalsFromResults(sql, alertId, from, now)
-    : await totalsFromRollups(sql, alertId, source, from);
-  const downtime = await downtimes(sql, alertId, from, now);
+  const { from } = windowSource(window, now);
+  const [totals, downtime] = await Promise.all([
+    windowTotals(sql, alertId, window, now),
+    downtimes(sql, alertId, from, now),
+  ]);
   return {
     window,
     from,
@@ -289,25 +308,23 @@ export interface Period {
   evaluations: number;
   ok: number;
   uptime_percent: number | null;
-  latency_avg_ms: number | null;
-  latency_p95_ms: number | null;
+  /** The latency of its evaluations, added up (its average is this ÷ evaluations). */
+  latency_sum_ms: number;
 }
 
 /**
  * The hourly or daily rollups of many alerts since `from` (the status page's bars and
- * sparklines): one entry per period that has a rollup, oldest first. `p95: false` leaves the
- * latency histograms unread (the day bars need counts only: 90 days × alerts rows).
+ * sparklines): one entry per period that has a rollup, oldest first; counts and average latency
+ * only (the latency histograms are for the uptime API's windows).
  */
 export async function periods(
   sql: Queryable,
   alertIds: readonly string[],
   period: "hour" | "day",
   from: Date,
-  options: { p95?: boolean } = {},
 ): Promise<Map<string, Period[]>> {
   const out = new Map<string, Period[]>(alertIds.map((id) => [id, []]));
   if (alertIds.length === 0) return out;
-  const p95 = options.p95 ?? true;
   // One row per alert, its periods as arrays: far cheaper to read than a row each (90 days ×
   // 100 alerts are 9,000 rows, whose parsing cost more than the query).
   const rows = await sql<
@@ -317,15 +334,13 @@ export async function periods(
       evaluations: number[];
       ok: number[];
       sums: number[];
-      buckets: number[][] | null;
     }[]
   >`
     select alert_id,
            array_agg(date_part('epoch', bucket) * 1000 order by bucket) as starts,
            array_agg(evaluations order by bucket) as evaluations,
            array_agg(ok order by bucket) as ok,
-           array_agg(latency_sum_ms order by bucket) as sums,
-           ${p95 ? sql`array_agg(latency_buckets order by bucket)` : sql`null`} as buckets
+           array_agg(latency_sum_ms order by bucket) as sums
     from check_rollups
     where alert_id = any(${alertIds as string[]}::uuid[]) and period = ${period}
       and bucket >= ${from}
@@ -338,8 +353,7 @@ export async function periods(
         evaluations: r.evaluations[i],
         ok: r.ok[i],
         uptime_percent: percent(r.ok[i], r.evaluations[i]),
-        latency_avg_ms: r.sums[i] / r.evaluations[i],
-        latency_p95_ms: r.buckets ? quantile(0.95, CHECK_LATENCY_BOUNDS_MS, r.buckets[i]) : null,
+        latency_sum_ms: r.sums[i],
       })),
     );
   }
