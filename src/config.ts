@@ -32,6 +32,10 @@ const durationList = z.string().transform((v, ctx) => {
   }
 });
 
+/** A share from 0 to 1 (a sampling rate). */
+const ratio = z.coerce.number({ error: "must be a number from 0 to 1" })
+  .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1");
+
 /** A percentage strictly between 0 and 100. */
 const percentTarget = (fallback: number) =>
   z.coerce.number({ error: "must be a percentage" }).gt(0, "must be above 0")
@@ -132,12 +136,10 @@ const EnvSchema = z.object({
     "parentbased_traceidratio",
   ]).default("parentbased_traceidratio"),
   // Defaults to 1 (every trace) outside production and 0.1 in production (the seed's 100 % / 10 %).
-  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ error: "must be a number from 0 to 1" })
-    .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").optional(),
+  OTEL_TRACES_SAMPLER_ARG: ratio.optional(),
   // Error tracking (optional): without a DSN, @sentry/deno is never loaded (README).
   SENTRY_DSN: url.optional(),
-  SENTRY_TRACES_SAMPLE_RATE: z.coerce.number({ error: "must be a number from 0 to 1" })
-    .min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1").default(0),
+  SENTRY_TRACES_SAMPLE_RATE: ratio.default(0),
   // Defaults to VIGIL_ENV.
   SENTRY_ENVIRONMENT: z.string().min(1).max(64).optional(),
 

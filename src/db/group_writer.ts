@@ -10,12 +10,15 @@
  * that error (answered 503 `database unavailable`); when the batch was refused for what is in
  * it (a constraint), its records are written again one by one, so only the guilty one fails.
  */
+import { type Context, context, ROOT_CONTEXT } from "@opentelemetry/api";
 import { isDatabaseUnavailable } from "./connection_errors.ts";
 
 interface Waiting<T> {
   record: T;
   resolve: () => void;
   reject: (error: unknown) => void;
+  /** The caller's trace context: a batch of its record alone is written in it. */
+  context: Context;
 }
 
 export interface GroupWriterOptions<T> {
@@ -41,21 +44,19 @@ export class GroupWriter<T> {
   /** Resolves once `record` is committed; rejects with why it is not. */
   write(record: T): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#queue.push({ record, resolve, reject });
+    this.#queue.push({ record, resolve, reject, context: context.active() });
     this.#next();
     return promise;
-  }
-
-  /** Records waiting or being written. */
-  get pending(): number {
-    return this.#queue.length;
   }
 
   #next(): void {
     while (this.#inFlight < this.#concurrency && this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#maxBatch);
       this.#inFlight++;
-      void this.#write(batch).finally(() => {
+      // A statement shared by many callers belongs to no one's trace; a lone record's to its
+      // caller's (not to whoever's batch ended before it started).
+      const traced = batch.length === 1 ? batch[0].context : ROOT_CONTEXT;
+      void context.with(traced, () => this.#write(batch)).finally(() => {
         this.#inFlight--;
         this.#next();
       });
@@ -63,8 +64,8 @@ export class GroupWriter<T> {
   }
 
   async #write(batch: Waiting<T>[]): Promise<void> {
-    this.options.onBatch?.(batch.length);
     try {
+      this.options.onBatch?.(batch.length);
       await this.options.writeBatch(batch.map((w) => w.record));
       for (const w of batch) w.resolve();
     } catch (error) {

@@ -35,10 +35,12 @@ Deno.test("group writer: a lone record goes at once; concurrent ones share a bat
   assertEquals(batches[2], [2, 3, 4], "the next batch went as the slot freed, at most maxBatch");
   // Everything else is answered as its batches commit.
   let released = 1;
-  while (done < writes.length) {
+  // Bounded: a write that never settles fails the test instead of hanging it.
+  for (let turn = 0; turn < 100 && done < writes.length; turn++) {
     while (released < gates.length) gates[released++]();
     await new Promise((r) => setTimeout(r, 0));
   }
+  assertEquals(done, writes.length, "every write answered");
   await Promise.all(writes);
   assertEquals(batches, [[0], [1], [2, 3, 4], [5, 6]]);
 });

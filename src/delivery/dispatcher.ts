@@ -79,9 +79,13 @@ interface Held {
   token: string;
   /** When it became due (`not_before`, else `created_at`): its idempotency window starts then. */
   windowFrom: Date;
-  /** When this process took (or renewed) the lease, by the shared clock: the lease ends from it. */
-  leasedAt: number;
   retry?: { dlqId: string; retryCount: number };
+}
+
+/** Deliveries leased by one statement, and when (the shared clock): their lease ends from it. */
+interface Batch {
+  held: Held[];
+  leasedAt: Date;
 }
 
 interface Attempt {
@@ -119,12 +123,14 @@ const CLAIMED_COLUMNS = (sql: Sql) =>
 type ClaimedRow = Delivery & { lease_token: string; window_from: Date };
 
 /** A claimed row as held: the delivery, its token and when its idempotency window starts. */
-const held = ({ lease_token, window_from, ...delivery }: ClaimedRow, leasedAt: Date): Held => ({
+const held = ({ lease_token, window_from, ...delivery }: ClaimedRow): Held => ({
   delivery,
   token: lease_token,
   windowFrom: window_from,
-  leasedAt: leasedAt.getTime(),
 });
+
+/** A delivery released unsent: no attempt is recorded, nor this error. */
+const NOT_SENT: SendResult = { outcome: "not_sent", error: "released unsent" };
 
 export class Dispatcher {
   readonly #concurrency: number;
@@ -156,9 +162,8 @@ export class Dispatcher {
       delivery,
       token: lease_token,
       windowFrom: kept.get(delivery.id)!,
-      leasedAt: now.getTime(),
     }));
-    return await this.#sendAndRecord(mine, "first");
+    return await this.#sendAndRecord({ held: mine, leasedAt: now }, "first");
   }
 
   /**
@@ -200,7 +205,7 @@ export class Dispatcher {
         }
         outcomes.push(
           ...await this.#sendAndRecord(
-            claimed.map(({ deferred: _d, ...row }) => held(row, now)),
+            { held: claimed.map(({ deferred: _d, ...row }) => held(row)), leasedAt: now },
             "sweep",
           ),
         );
@@ -219,14 +224,14 @@ export class Dispatcher {
   async retryDue(): Promise<DispatchOutcome[]> {
     const { drain, clock } = this.deps;
     const outcomes: DispatchOutcome[] = [];
-    let next = drain.stopping ? undefined : this.#claimDue(clock.now());
+    let next = drain.stopping ? undefined : this.#claimAhead();
     while (next) {
       const due = await next;
-      next = due.length === this.#batchSize && !drain.stopping
-        ? this.#claimDue(clock.now())
+      next = due.held.length === this.#batchSize && !drain.stopping
+        ? this.#claimAhead()
         : undefined;
       try {
-        if (due.length > 0) outcomes.push(...await this.#sendAndRecord(due, "retry"));
+        if (due.held.length > 0) outcomes.push(...await this.#sendAndRecord(due, "retry"));
       } catch (error) {
         if (next) await this.#releaseClaimed(next);
         throw error;
@@ -239,16 +244,22 @@ export class Dispatcher {
     return outcomes;
   }
 
+  /**
+   * The next claim, started now and awaited later: a failure meanwhile (the database away) must
+   * not be an unhandled rejection, which would end the process. Awaiting it still throws.
+   */
+  #claimAhead(): Promise<Batch> {
+    const claim = this.#claimDue(this.deps.clock.now());
+    claim.catch(() => {});
+    return claim;
+  }
+
   /** A claimed batch that was not sent: its leases given up, its DLQ rows due now. */
-  async #releaseClaimed(claim: Promise<Held[]>): Promise<void> {
+  async #releaseClaimed(claim: Promise<Batch>): Promise<void> {
     try {
-      const held = await claim;
+      const { held } = await claim;
       const at = this.deps.clock.now();
-      const notSent: Attempt = {
-        result: { outcome: "not_sent", error: "released unsent: the batch before it stopped" },
-        durationMs: 0,
-        cutOff: false,
-      };
+      const notSent: Attempt = { result: NOT_SENT, durationMs: 0, cutOff: false };
       await this.#record(held.map((h) => this.#decide(h, notSent, at)), at);
     } catch (error) {
       // The database is away: the leases run out by themselves and the rows come due again.
@@ -258,7 +269,7 @@ export class Dispatcher {
     }
   }
 
-  async #claimDue(now: Date): Promise<Held[]> {
+  async #claimDue(now: Date): Promise<Batch> {
     const { sql, schedule } = this.deps;
     const until = dueAfter(now, schedule.leaseMs);
     // The DLQ row is pushed out by one lease while it is in flight: if this process dies, the
@@ -283,20 +294,24 @@ export class Dispatcher {
       from due
       where d.id = any(array(select delivery_id from due)) and d.id = due.delivery_id
       returning ${CLAIMED_COLUMNS(sql)}, due.id as dlq_id, due.retry_count`;
-    return rows.map(({ dlq_id, retry_count, ...row }) => ({
-      ...held(row, now),
-      retry: { dlqId: dlq_id, retryCount: retry_count },
-    }));
+    return {
+      held: rows.map(({ dlq_id, retry_count, ...row }) => ({
+        ...held(row),
+        retry: { dlqId: dlq_id, retryCount: retry_count },
+      })),
+      leasedAt: now,
+    };
   }
 
-  #sendAndRecord(held: Held[], kind: "first" | "sweep" | "retry"): Promise<DispatchOutcome[]> {
+  #sendAndRecord(batch: Batch, kind: "first" | "sweep" | "retry"): Promise<DispatchOutcome[]> {
+    const { held } = batch;
     if (held.length === 0) return Promise.resolve([]);
     const { tracer } = this.deps;
-    if (!tracer) return this.#sendAndRecordNow(held);
+    if (!tracer) return this.#sendAndRecordNow(batch);
     return inSpan(tracer, "delivery.batch", {
       attributes: { "delivery.batch.kind": kind, "delivery.batch.size": held.length },
     }, async (span) => {
-      const outcomes = await this.#sendAndRecordNow(held);
+      const outcomes = await this.#sendAndRecordNow(batch);
       for (const status of new Set(outcomes.map((o) => o.status))) {
         span.setAttribute(
           `delivery.batch.${status}`,
@@ -307,13 +322,13 @@ export class Dispatcher {
     });
   }
 
-  async #sendAndRecordNow(held: Held[]): Promise<DispatchOutcome[]> {
+  async #sendAndRecordNow({ held, leasedAt }: Batch): Promise<DispatchOutcome[]> {
     const startedAt = this.deps.clock.now();
     // Past its idempotency window a delivery that may have arrived is not sent again.
     const expired = (h: Held) =>
       h.delivery.maybe_sent &&
       startedAt.getTime() >= h.windowFrom.getTime() + IDEMPOTENCY_WINDOW_MS[h.delivery.channel];
-    const attempts = await this.#sendAll(held.filter((h) => !expired(h)));
+    const attempts = await this.#sendAll(held.filter((h) => !expired(h)), leasedAt);
     const at = this.deps.clock.now();
     const decisions = held.map((h) => {
       const attempt = attempts.get(h.delivery.id);
@@ -337,14 +352,13 @@ export class Dispatcher {
   }
 
   /** Sends a batch: channels side by side, all inside one lease; results by delivery id. */
-  async #sendAll(held: Held[]): Promise<Map<string, Attempt>> {
+  async #sendAll(held: Held[], leasedAt: Date): Promise<Map<string, Attempt>> {
     const attempts = new Map<string, Attempt>();
     if (held.length === 0) return attempts;
     // The lease is judged by the clock the other replicas read: a process that stalled (a pause,
     // a frozen VM) past it must not start a send the lease no longer covers. It counts from the
-    // batch's oldest lease (a batch claimed ahead waited for the one before it).
-    const leaseEnd = Math.min(...held.map((h) => h.leasedAt)) +
-      sendBudgetMs(this.deps.schedule.leaseMs);
+    // batch's claim (a batch claimed ahead waited for the one before it).
+    const leaseEnd = leasedAt.getTime() + sendBudgetMs(this.deps.schedule.leaseMs);
     const ctx: SendContext = {
       signal: this.deps.drain.signal,
       deadline: performance.now() + Math.max(0, leaseEnd - this.deps.clock.now().getTime()),

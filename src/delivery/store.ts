@@ -97,7 +97,7 @@ export async function deliveriesOfAlert(
 }
 
 /** Delta rows past which `dlqCounts` folds them (a drain writes one per batch). */
-export const DLQ_COUNT_FOLD_ROWS = 64;
+const DLQ_COUNT_FOLD_ROWS = 64;
 
 /**
  * DLQ rows by state, from the deltas the triggers of migration 013 keep (a read of a few rows,

@@ -87,8 +87,14 @@ export function limitAuthFailures(perMinute: number, metrics: Metrics): Middlewa
     const now = Date.now();
     let entry = failures.get(address);
     if (!entry || entry.resetAt <= now) {
-      // Bounded: a flood of addresses evicts the oldest entries instead of growing memory.
-      if (!entry && failures.size >= 10_000) failures.delete(failures.keys().next().value!);
+      // Entries are kept in the order their windows end: the expired ones are at the front, and
+      // go, so that the map empties (and the fast path above returns) a minute after the last
+      // failure. Bounded: a flood of addresses evicts the oldest instead of growing memory.
+      failures.delete(address);
+      for (const [key, old] of failures) {
+        if (old.resetAt > now && failures.size < 10_000) break;
+        failures.delete(key);
+      }
       entry = { count: 0, resetAt: now + WINDOW_MS };
       failures.set(address, entry);
     }

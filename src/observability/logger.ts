@@ -114,6 +114,14 @@ export function formatJsonLine(record: LogRecord): string {
       return body.length > 2 ? `${head},${body.slice(1)}` : `${head}}`;
     }
   }
+  return generalJsonLine(record);
+}
+
+/**
+ * The line as one object and one JSON.stringify (an Error's fields serialised; a BigInt or a
+ * cycle written forgivingly): what formatJsonLine's fast path must always equal.
+ */
+export function generalJsonLine(record: LogRecord): string {
   const line: Fields = {
     ts: record.ts,
     level: record.level,

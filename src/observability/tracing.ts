@@ -28,6 +28,7 @@ import {
   BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
+  RandomIdGenerator,
   type Sampler,
   type SpanExporter,
   TraceIdRatioBasedSampler,
@@ -97,8 +98,12 @@ class DecidedSampler implements Sampler {
   }
 }
 
-/** Whether a root span (no parent) is sampled, as `OTEL_TRACES_SAMPLER` decides it. */
-function rootDecision(config: SamplerConfig): () => boolean {
+/**
+ * Whether a root span (no parent) is sampled, as `OTEL_TRACES_SAMPLER` decides it; undefined for
+ * `traceidratio`, whose spans are each decided by their trace id (a root decided beforehand
+ * could disagree with its own children).
+ */
+function rootDecision(config: SamplerConfig): (() => boolean) | undefined {
   const ratio = config.OTEL_TRACES_SAMPLER_ARG;
   switch (config.OTEL_TRACES_SAMPLER) {
     case "always_on":
@@ -108,8 +113,10 @@ function rootDecision(config: SamplerConfig): () => boolean {
     case "parentbased_always_off":
       return () => false;
     case "traceidratio":
+      return undefined;
     case "parentbased_traceidratio":
-      // The same share as TraceIdRatioBasedSampler's test of a random trace id.
+      // The same share as TraceIdRatioBasedSampler's test of a random trace id; the children
+      // follow the root, whatever their trace id.
       return ratio >= 1 ? () => true : ratio <= 0 ? () => false : () => Math.random() < ratio;
   }
 }
@@ -117,13 +124,8 @@ function rootDecision(config: SamplerConfig): () => boolean {
 /** The root decision of each tracer made by setupTracing. */
 const rootDecisions = new WeakMap<Tracer, () => boolean>();
 
-function randomHex(bytes: number): string {
-  const buffer = crypto.getRandomValues(new Uint8Array(bytes));
-  let hex = "";
-  for (const byte of buffer) hex += (byte < 16 ? "0" : "") + byte.toString(16);
-  // All zeros is the invalid id (a chance of 2^-64 or less): make it valid.
-  return /^0+$/.test(hex) ? `${hex.slice(0, -1)}1` : hex;
-}
+/** The SDK's own ids (random, never the all-zero invalid one). */
+const ids = new RandomIdGenerator();
 
 /**
  * The span of an unsampled root request: nothing is recorded, and its ids are only made if
@@ -134,8 +136,8 @@ class UnsampledSpan implements Span {
   #context: SpanContext | undefined;
   spanContext(): SpanContext {
     return this.#context ??= {
-      traceId: randomHex(16),
-      spanId: randomHex(8),
+      traceId: ids.generateTraceId(),
+      spanId: ids.generateSpanId(),
       traceFlags: TraceFlags.NONE,
     };
   }
@@ -213,7 +215,8 @@ export function setupTracing(
       : [],
   });
   const tracer = provider.getTracer("vigil", VERSION);
-  rootDecisions.set(tracer, rootDecision(config));
+  const decide = rootDecision(config);
+  if (decide) rootDecisions.set(tracer, decide);
   if (config.OTEL_TRACES_SAMPLER.startsWith("parentbased_")) parentBased.add(tracer);
   return {
     tracer,
@@ -238,7 +241,6 @@ export function recordError(span: Span, error: unknown): void {
   });
 }
 
-/** Runs `fn` in an active span that always ends; a throw marks it failed and goes on. */
 /** Tracers (made by setupTracing) whose sampler follows the parent's decision. */
 const parentBased = new WeakSet<Tracer>();
 
@@ -268,6 +270,7 @@ export function startActiveSpan<T>(
   return unsampled ? fn(unsampled) : tracer.startActiveSpan(name, options, fn);
 }
 
+/** Runs `fn` in an active span that always ends; a throw marks it failed and goes on. */
 export function inSpan<T>(
   tracer: Tracer,
   name: string,

@@ -109,6 +109,18 @@ Deno.test("tracing: root requests by the sampler's name and ratio", () => {
   // One in ten of 4,000: 400 expected, outside 300–500 has a chance below 1e-6.
   const tenth = recorded({ OTEL_TRACES_SAMPLER_ARG: "0.1" }, 4000);
   assert(tenth > 300 && tenth < 500, `${tenth} of 4000 sampled at 0.1`);
+  // traceidratio decides every span by its trace id: a root and its child always agree.
+  const { tracer } = tracing({
+    OTEL_TRACES_SAMPLER: "traceidratio",
+    OTEL_TRACES_SAMPLER_ARG: "0.5",
+  });
+  const agree = Array.from({ length: 200 }, () => {
+    const root = startServerSpan(tracer, "GET", ROOT_CONTEXT);
+    const child = tracer.startSpan("pattern.run", {}, trace.setSpan(ROOT_CONTEXT, root));
+    return [root.isRecording(), child.isRecording()];
+  });
+  assertEquals(agree.filter(([r, c]) => r !== c), [], "roots and children disagree");
+  assert(agree.some(([r]) => r) && agree.some(([r]) => !r), "both decisions seen");
 });
 
 Deno.test("tracing: a tracer from elsewhere starts its spans itself", () => {

@@ -42,16 +42,21 @@ export interface PatternServiceDeps {
  */
 export const DEFINITION_CACHE_MS = 2000;
 
+/** The most run records (at their largest) one batch statement carries. */
+const RUN_BATCH_BYTES = 64 * 1024 * 1024;
+
 export class PatternService {
   #definitions = new Map<string, { pattern: StoredPattern; until: number }>();
   readonly #runs: GroupWriter<RunResult>;
 
   constructor(private readonly deps: PatternServiceDeps) {
-    // Two batches in flight, 200 runs each (a run's record may be up to
-    // PATTERN_MAX_RESULT_BYTES): enough to keep a commit going while the next one fills.
+    // Two batches in flight: enough to keep a commit going while the next one fills. At most 200
+    // runs a batch, and no more than RUN_BATCH_BYTES of them at their largest (a run's record may
+    // be up to PATTERN_MAX_RESULT_BYTES; the batch is one jsonb parameter, which PostgreSQL caps).
+    const largest = deps.orchestrator.limits.resultBytes;
     this.#runs = new GroupWriter({
       writeBatch: (runs) => insertRuns(deps.sql, runs),
-      maxBatch: 200,
+      maxBatch: Math.max(1, Math.min(200, Math.floor(RUN_BATCH_BYTES / largest))),
       concurrency: 2,
       onBatch: deps.onRunBatch,
     });
