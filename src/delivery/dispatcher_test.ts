@@ -3,10 +3,11 @@
  * ahead that is not sent is released at once (no retry used up, not "maybe sent"), and its lease
  * counts from its claim, not from when its turn came.
  */
-import { assertEquals } from "../../tests/support/assert.ts";
+import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { testApp } from "../../tests/support/app.ts";
 import { ManualClock, SECOND } from "../../tests/support/clock.ts";
 import { dbTest, type TestDatabase } from "../../tests/support/database.ts";
+import { Dispatcher } from "./dispatcher.ts";
 import { sendBudgetMs } from "./schedule.ts";
 import type { Sender } from "./types.ts";
 
@@ -140,3 +141,49 @@ dbTest("retries: a batch claimed ahead counts its lease from its claim", async (
     select count(*)::int as n from delivery_attempts where delivery_id = any(${ids}::uuid[])`;
   assertEquals(attempts[0].n, ids.length, "no attempt row for the release");
 }, { realPostgresOnly: true });
+
+dbTest(
+  "retries: a claim made ahead that fails is the job's error, not the process's",
+  async (_t, db) => {
+    const { app, ids, sent, onBatch } = await setUp(db);
+    // The database goes away while the first batch is being sent: the claim already made for
+    // the next batch fails then, before anything awaits it.
+    let claims = 0;
+    let fail!: (error: Error) => void;
+    const failing = new Promise<never>((_, reject) => (fail = reject));
+    const sql = new Proxy(app.sql, {
+      apply(target, self, args) {
+        const strings = args[0] as TemplateStringsArray;
+        if (Array.isArray(strings?.raw) && strings.join("$").includes("update alert_dlq q")) {
+          if (++claims === 2) return failing;
+        }
+        return Reflect.apply(target, self, args);
+      },
+    });
+    const dispatcher = new Dispatcher({
+      sql,
+      clock: app.clock,
+      metrics: app.metrics,
+      logger: app.logger,
+      senders: app.senders,
+      schedule: { backoffMs: app.config.DELIVERY_BACKOFF, leaseMs: 120_000 },
+      drain: app.drain,
+      batchSize: BATCH,
+    });
+    onBatch(() => fail(new Error("database away")));
+    // Sending takes a moment, during which the failure is nobody's to handle but the claim's.
+    const senders = app.senders as Record<string, Sender>;
+    const inapp = senders.inapp;
+    senders.inapp = {
+      ...inapp,
+      sendMany: async (deliveries, ctx) => {
+        const results = await inapp.sendMany!(deliveries, ctx);
+        await new Promise((r) => setTimeout(r, 20));
+        return results;
+      },
+    };
+    await assertRejects(() => dispatcher.retryDue(), Error, "database away");
+    assertEquals(sent, ids.slice(0, BATCH), "the first batch went");
+  },
+  { realPostgresOnly: true },
+);
