@@ -79,7 +79,12 @@ export function createServices(base: BaseDeps) {
   });
   for (const agent of builtinAgents(config, policy)) runtime.register(agent);
   // vigil's own API traffic, for /sla/status and the `sla.status` capability.
-  const slaTraffic = new SlaTraffic({ sql, clock, logger: logger.child("sla") });
+  const slaTraffic = new SlaTraffic({
+    sql,
+    clock,
+    logger: logger.child("sla"),
+    onDropped: (requests) => metrics.slaTrafficDropped.inc(requests),
+  });
   const slaReport = new SlaReport({ sql, clock, targets: config });
   runtime.register(slaAgent(slaReport));
   const remote = new RemoteAgents({

@@ -177,6 +177,7 @@ function catalogue(): Catalogue {
     window: ["24h", "30d"],
   });
   metric("check_result_write_failures_total", []);
+  metric("sla_traffic_dropped_total", []);
   metric("up", []);
   // Recording rules keep job plus the labels they aggregate by.
   for (const name of recordingRuleNames()) {

@@ -168,6 +168,12 @@ export function createMetrics() {
       help: "Check results (uptime history) that could not be written: a gap in the history.",
       registers,
     }),
+    slaTrafficDropped: new Counter({
+      name: "sla_traffic_dropped_total",
+      help:
+        "API requests left out of /sla/status: held unwritten longer than a day (database away).",
+      registers,
+    }),
     alertTransitions: new Counter({
       name: "alert_transitions_total",
       help: "Alert state transitions, by from and to state.",

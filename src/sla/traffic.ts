@@ -8,7 +8,8 @@
  * A flush that fails (the database away) keeps its counts for the next one: requests answered
  * 503 during an outage are counted once it is back. What a replica had not flushed when it was
  * killed is lost (at most FLUSH_INTERVAL_MS of its traffic); held counts are bounded
- * (MAX_HELD_KEYS minutes × routes), beyond which the oldest are dropped and counted.
+ * (MAX_HELD_KEYS minutes × routes), beyond which the oldest are dropped and counted
+ * (sla_traffic_dropped_total).
  */
 import type { Clock } from "../clock.ts";
 import type { Sql } from "../db/database.ts";
@@ -35,11 +36,14 @@ export class SlaTraffic {
   #pending = new Map<string, Counts>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #flushing: Promise<void> | undefined;
-  /** Requests whose counts were dropped (held longer than the bound allows). */
-  dropped = 0;
-
   constructor(
-    private readonly deps: { sql: Sql; clock: Clock; logger: Logger },
+    private readonly deps: {
+      sql: Sql;
+      clock: Clock;
+      logger: Logger;
+      /** Requests whose counts were dropped, held longer than the bound allows (a metric). */
+      onDropped?: (requests: number) => void;
+    },
   ) {}
 
   /** One API request: its route pattern, status and duration. */
@@ -98,13 +102,13 @@ export class SlaTraffic {
   #bound(): void {
     if (this.#pending.size <= MAX_HELD_KEYS) return;
     const keys = [...this.#pending.keys()].sort((a, b) => parseInt(a) - parseInt(b));
+    let dropped = 0;
     for (const key of keys.slice(0, this.#pending.size - MAX_HELD_KEYS)) {
-      this.dropped += this.#pending.get(key)!.requests;
+      dropped += this.#pending.get(key)!.requests;
       this.#pending.delete(key);
     }
-    this.deps.logger.error("SLA traffic held too long: {dropped} requests dropped so far", {
-      dropped: this.dropped,
-    });
+    this.deps.onDropped?.(dropped);
+    this.deps.logger.error("SLA traffic held too long: {dropped} requests dropped", { dropped });
   }
 }
 

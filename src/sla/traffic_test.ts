@@ -8,7 +8,7 @@ import type { Sql } from "../db/database.ts";
 import { HTTP_BUCKETS } from "../observability/metrics.ts";
 import { bucketIndex, emptyCounts } from "../util/histogram.ts";
 import { windowTotals } from "./status.ts";
-import { SlaTraffic } from "./traffic.ts";
+import { MAX_HELD_KEYS, SlaTraffic } from "./traffic.ts";
 
 const runs = Number(Deno.env.get("VIGIL_PROPERTY_RUNS") ?? 25);
 const seed = Deno.env.get("VIGIL_PROPERTY_SEED");
@@ -97,3 +97,33 @@ dbTest("sla traffic: the 1h window counts the last hour's minutes only", async (
   assertEquals([totals["1h"].requests, totals["1h"].errors], [2, 1]);
   assertEquals([totals["24h"].requests, totals["7d"].requests], [3, 3]);
 });
+
+dbTest(
+  "sla traffic: held beyond its bound, the oldest minutes are dropped and counted",
+  async (_t, db) => {
+    const clock = new ManualClock("2026-03-01T00:00:00Z");
+    const { sql, state } = flaky(db.sql);
+    let dropped = 0;
+    const traffic = new SlaTraffic({
+      sql,
+      clock,
+      logger: rootLogger,
+      onDropped: (n) => (dropped += n),
+    });
+    // The database is away for longer than the bound holds: one request a minute on 50 routes.
+    state.down = true;
+    const minutes = MAX_HELD_KEYS / 50 + 3;
+    for (let m = 0; m < minutes; m++) {
+      for (let r = 0; r < 50; r++) traffic.observe(`/v1/r${r}`, 200, 0.01);
+      clock.advance(MINUTE);
+    }
+    await traffic.flush();
+    assertEquals(dropped, 3 * 50, "the three oldest minutes, every route");
+    // Back: everything else is written, once.
+    state.down = false;
+    await traffic.flush();
+    const [{ requests }] = await db.sql<{ requests: number }[]>`
+    select coalesce(sum(requests), 0)::int as requests from sla_traffic where period = 'minute'`;
+    assertEquals(requests, MAX_HELD_KEYS);
+  },
+);
