@@ -159,7 +159,8 @@ export function createMetrics() {
     }),
     checkUptime: new Gauge({
       name: "check_uptime_ratio",
-      help: "Public alerts: share of evaluations that passed, by window (24h, 30d).",
+      help:
+        "Public alerts: share of evaluations that passed, from the rollups: 24h = this hour and the 24 before it, 30d = as the uptime API.",
       labelNames: ["alert_id", "name", "group", "window"] as const,
       registers,
     }),

@@ -377,7 +377,11 @@ export interface PublicCheck {
   uptime_30d: number | null;
 }
 
-/** The public alerts' state and uptime over the last 24 hours and 30 days, from the rollups. */
+/**
+ * The public alerts' state and uptime over the last 24 hours and 30 days, from the rollups (for
+ * /metrics, every few seconds: never the raw results). "24h" is therefore the current hour and
+ * the 24 whole hours before it, up to an hour more than the uptime API's exact 24h window.
+ */
 export async function publicChecks(sql: Queryable, now: Date): Promise<PublicCheck[]> {
   const from24h = startOfHour(new Date(now.getTime() - DAY_MS));
   const from30d = windowSource("30d", now).from;
