@@ -222,7 +222,7 @@ export class Dispatcher {
    * or recording this one failed) is released at once, due again with no retry used up.
    */
   async retryDue(): Promise<DispatchOutcome[]> {
-    const { drain, clock } = this.deps;
+    const { drain } = this.deps;
     const outcomes: DispatchOutcome[] = [];
     let next = drain.stopping ? undefined : this.#claimAhead();
     while (next) {
